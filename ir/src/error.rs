@@ -10,22 +10,47 @@ pub enum IrError {
         "{op}: shapes {lhs} and {rhs} cannot be broadcast together: at result axis {axis} \
          the sizes are {a} and {b} (NumPy rule: sizes must match or one must be 1)"
     )]
-    Broadcast { op: &'static str, lhs: Shape, rhs: Shape, axis: usize, a: usize, b: usize },
+    Broadcast {
+        op: &'static str,
+        lhs: Shape,
+        rhs: Shape,
+        axis: usize,
+        a: usize,
+        b: usize,
+    },
 
     #[error("{op}: operand shapes {shapes} must be equal ({hint})")]
-    ShapeMismatch { op: &'static str, shapes: String, hint: &'static str },
+    ShapeMismatch {
+        op: &'static str,
+        shapes: String,
+        hint: &'static str,
+    },
 
     #[error("{op}: {detail}")]
     Shape { op: &'static str, detail: String },
 
     #[error("{op}: operand {operand} has dtype {got}, expected {expected}")]
-    DType { op: &'static str, operand: usize, got: DType, expected: String },
+    DType {
+        op: &'static str,
+        operand: usize,
+        got: DType,
+        expected: String,
+    },
 
     #[error("{op}: axis {axis} is out of range for a tensor of shape {shape} (rank {rank})")]
-    Axis { op: &'static str, axis: usize, shape: Shape, rank: usize },
+    Axis {
+        op: &'static str,
+        axis: usize,
+        shape: Shape,
+        rank: usize,
+    },
 
     #[error("{op}: expected {expected} operand(s), got {got}")]
-    Arity { op: &'static str, expected: String, got: usize },
+    Arity {
+        op: &'static str,
+        expected: String,
+        got: usize,
+    },
 
     #[error("{op}: {detail}")]
     Invalid { op: &'static str, detail: String },
@@ -40,7 +65,12 @@ pub enum IrError {
     ForeignTensor { op: &'static str },
 
     #[error("no value bound for {kind} `{name}` (shape {shape}, {dtype}); bind it before evaluating")]
-    MissingBinding { kind: &'static str, name: String, shape: Shape, dtype: DType },
+    MissingBinding {
+        kind: &'static str,
+        name: String,
+        shape: Shape,
+        dtype: DType,
+    },
 
     #[error(
         "value bound for `{name}` has shape {got}, but the graph declares {expected}; \

@@ -36,7 +36,10 @@ pub struct TensorType {
 
 impl TensorType {
     pub fn new(shape: impl Into<Shape>, dtype: DType) -> Self {
-        TensorType { shape: shape.into(), dtype }
+        TensorType {
+            shape: shape.into(),
+            dtype,
+        }
     }
 }
 
@@ -118,10 +121,16 @@ impl Graph {
         if let Some(name) = op.source_name() {
             if self.sources.contains_key(name) {
                 let kind = SourceKind::of(&op).map_or("source", SourceKind::as_str);
-                return Err(IrError::DuplicateName { kind, name: name.to_string() });
+                return Err(IrError::DuplicateName {
+                    kind,
+                    name: name.to_string(),
+                });
             }
             if name.is_empty() {
-                return Err(IrError::Invalid { op: op.name(), detail: "names must not be empty".into() });
+                return Err(IrError::Invalid {
+                    op: op.name(),
+                    detail: "names must not be empty".into(),
+                });
             }
         }
         let operand_types: Vec<&TensorType> = inputs.iter().map(|i| &self.nodes[i.index()].ty).collect();
@@ -130,24 +139,50 @@ impl Graph {
         if let Some(name) = op.source_name() {
             self.sources.insert(name.to_string(), id);
         }
-        self.nodes.push(Node { op, inputs: inputs.to_vec(), ty });
+        self.nodes.push(Node {
+            op,
+            inputs: inputs.to_vec(),
+            ty,
+        });
         Ok(id)
     }
 
     pub fn input(&mut self, name: &str, shape: impl Into<Shape>, dtype: DType) -> Result<NodeId> {
-        self.add(Op::Input { name: name.into() }, &[], Some(TensorType::new(shape, dtype)))
+        self.add(
+            Op::Input { name: name.into() },
+            &[],
+            Some(TensorType::new(shape, dtype)),
+        )
     }
 
     pub fn param(&mut self, name: &str, shape: impl Into<Shape>, init: Init) -> Result<NodeId> {
-        self.add(Op::Param { name: name.into(), init }, &[], Some(TensorType::new(shape, DType::F32)))
+        self.add(
+            Op::Param {
+                name: name.into(),
+                init,
+            },
+            &[],
+            Some(TensorType::new(shape, DType::F32)),
+        )
     }
 
     pub fn state(&mut self, name: &str, shape: impl Into<Shape>, init: Init) -> Result<NodeId> {
-        self.add(Op::State { name: name.into(), init }, &[], Some(TensorType::new(shape, DType::F32)))
+        self.add(
+            Op::State {
+                name: name.into(),
+                init,
+            },
+            &[],
+            Some(TensorType::new(shape, DType::F32)),
+        )
     }
 
     pub fn scalar(&mut self, name: &str, dtype: DType) -> Result<NodeId> {
-        self.add(Op::Scalar { name: name.into() }, &[], Some(TensorType::new(Shape::scalar(), dtype)))
+        self.add(
+            Op::Scalar { name: name.into() },
+            &[],
+            Some(TensorType::new(Shape::scalar(), dtype)),
+        )
     }
 
     pub fn constant(&mut self, value: f64, shape: impl Into<Shape>, dtype: DType) -> Result<NodeId> {
@@ -158,7 +193,10 @@ impl Graph {
     pub fn add_output(&mut self, name: &str, value: NodeId) -> Result<()> {
         self.check_id(value)?;
         if self.outputs.iter().any(|(n, _)| n == name) {
-            return Err(IrError::DuplicateName { kind: "output", name: name.into() });
+            return Err(IrError::DuplicateName {
+                kind: "output",
+                name: name.into(),
+            });
         }
         self.outputs.push((name.to_string(), value));
         Ok(())
@@ -173,7 +211,10 @@ impl Graph {
         if !matches!(t.op, Op::Param { .. } | Op::State { .. }) {
             return Err(IrError::Invalid {
                 op: "update",
-                detail: format!("target {target} is a {}, but only params and state can be updated", t.op.name()),
+                detail: format!(
+                    "target {target} is a {}, but only params and state can be updated",
+                    t.op.name()
+                ),
             });
         }
         let v = &self.nodes[value.index()];
@@ -249,7 +290,9 @@ impl Graph {
 
     /// All source nodes of one kind, in graph order.
     pub fn sources_of(&self, kind: SourceKind) -> Vec<NodeId> {
-        self.ids().filter(|&i| SourceKind::of(&self.node(i).op) == Some(kind)).collect()
+        self.ids()
+            .filter(|&i| SourceKind::of(&self.node(i).op) == Some(kind))
+            .collect()
     }
 
     /// For every node, the nodes that use it (in order, with repeats for repeated operands).

@@ -9,7 +9,11 @@ use crate::{DType, Shape};
 
 fn arity(op: &Op, ops: &[&TensorType], n: usize) -> Result<()> {
     if ops.len() != n {
-        return Err(IrError::Arity { op: op.name(), expected: n.to_string(), got: ops.len() });
+        return Err(IrError::Arity {
+            op: op.name(),
+            expected: n.to_string(),
+            got: ops.len(),
+        });
     }
     Ok(())
 }
@@ -25,7 +29,12 @@ fn expect_dtype(op: &Op, idx: usize, got: DType, ok: bool, expected: &str) -> Re
     if ok {
         Ok(())
     } else {
-        Err(IrError::DType { op: op.name(), operand: idx, got, expected: expected.into() })
+        Err(IrError::DType {
+            op: op.name(),
+            operand: idx,
+            got,
+            expected: expected.into(),
+        })
     }
 }
 
@@ -45,7 +54,12 @@ fn same_shapes(op: &Op, ops: &[&TensorType]) -> Result<Shape> {
 fn check_axes(op: &Op, axes: &[usize], shape: &Shape) -> Result<()> {
     for (i, &a) in axes.iter().enumerate() {
         if a >= shape.rank() {
-            return Err(IrError::Axis { op: op.name(), axis: a, shape: shape.clone(), rank: shape.rank() });
+            return Err(IrError::Axis {
+                op: op.name(),
+                axis: a,
+                shape: shape.clone(),
+                rank: shape.rank(),
+            });
         }
         if i > 0 && axes[i - 1] >= a {
             return Err(IrError::Invalid {
@@ -82,14 +96,25 @@ pub fn infer(op: &Op, ops: &[&TensorType], declared: Option<&TensorType>) -> Res
             arity(op, ops, 0)?;
             let d = need_declared(op, declared)?.clone();
             if matches!(op, Op::Scalar { .. }) && d.shape.rank() != 0 {
-                return Err(IrError::Shape { op: name, detail: format!("runtime scalars have shape [], not {}", d.shape) });
+                return Err(IrError::Shape {
+                    op: name,
+                    detail: format!("runtime scalars have shape [], not {}", d.shape),
+                });
             }
             if matches!(op, Op::Param { .. } | Op::State { .. }) && d.dtype != DType::F32 {
-                return Err(IrError::DType { op: name, operand: 0, got: d.dtype, expected: "f32".into() });
+                return Err(IrError::DType {
+                    op: name,
+                    operand: 0,
+                    got: d.dtype,
+                    expected: "f32".into(),
+                });
             }
             if let Op::Const { value } = op {
                 if d.dtype == DType::Bool && *value != 0.0 && *value != 1.0 {
-                    return Err(IrError::Invalid { op: name, detail: format!("bool constant must be 0 or 1, got {value}") });
+                    return Err(IrError::Invalid {
+                        op: name,
+                        detail: format!("bool constant must be 0 or 1, got {value}"),
+                    });
                 }
             }
             d
@@ -98,7 +123,12 @@ pub fn infer(op: &Op, ops: &[&TensorType], declared: Option<&TensorType>) -> Res
             arity(op, ops, 0)?;
             let d = need_declared(op, declared)?.clone();
             if *axis >= d.shape.rank() {
-                return Err(IrError::Axis { op: name, axis: *axis, shape: d.shape.clone(), rank: d.shape.rank() });
+                return Err(IrError::Axis {
+                    op: name,
+                    axis: *axis,
+                    shape: d.shape.clone(),
+                    rank: d.shape.rank(),
+                });
             }
             expect_dtype(op, 0, d.dtype, d.dtype.is_numeric(), "i32 or f32")?;
             d
@@ -108,7 +138,10 @@ pub fn infer(op: &Op, ops: &[&TensorType], declared: Option<&TensorType>) -> Res
             for (i, t) in ops.iter().enumerate() {
                 expect_dtype(op, i, t.dtype, t.dtype == DType::I32, "i32 (seed and step)")?;
                 if t.shape.rank() != 0 {
-                    return Err(IrError::Shape { op: name, detail: format!("seed and step must be scalars, operand {i} has shape {}", t.shape) });
+                    return Err(IrError::Shape {
+                        op: name,
+                        detail: format!("seed and step must be scalars, operand {i} has shape {}", t.shape),
+                    });
                 }
             }
             let d = need_declared(op, declared)?.clone();
@@ -118,7 +151,11 @@ pub fn infer(op: &Op, ops: &[&TensorType], declared: Option<&TensorType>) -> Res
         Op::Unary(_) | Op::PowConst { .. } => {
             arity(op, ops, 1)?;
             let t = ops[0];
-            let ok = if op.needs_float() { t.dtype == DType::F32 } else { t.dtype.is_numeric() };
+            let ok = if op.needs_float() {
+                t.dtype == DType::F32
+            } else {
+                t.dtype.is_numeric()
+            };
             expect_dtype(op, 0, t.dtype, ok, if op.needs_float() { "f32" } else { "f32 or i32" })?;
             t.clone()
         }
@@ -127,30 +164,64 @@ pub fn infer(op: &Op, ops: &[&TensorType], declared: Option<&TensorType>) -> Res
             let shape = same_shapes(op, ops)?;
             let want = if op.needs_float() { "f32" } else { "f32 or i32" };
             for (i, t) in ops.iter().enumerate() {
-                let ok = if op.needs_float() { t.dtype == DType::F32 } else { t.dtype.is_numeric() };
+                let ok = if op.needs_float() {
+                    t.dtype == DType::F32
+                } else {
+                    t.dtype.is_numeric()
+                };
                 expect_dtype(op, i, t.dtype, ok, want)?;
             }
-            expect_dtype(op, 1, ops[1].dtype, ops[1].dtype == ops[0].dtype, &format!("{} (same as operand 0)", ops[0].dtype))?;
-            TensorType { shape, dtype: ops[0].dtype }
+            expect_dtype(
+                op,
+                1,
+                ops[1].dtype,
+                ops[1].dtype == ops[0].dtype,
+                &format!("{} (same as operand 0)", ops[0].dtype),
+            )?;
+            TensorType {
+                shape,
+                dtype: ops[0].dtype,
+            }
         }
         Op::Compare(_) => {
             arity(op, ops, 2)?;
             let shape = same_shapes(op, ops)?;
-            expect_dtype(op, 1, ops[1].dtype, ops[1].dtype == ops[0].dtype, &format!("{} (same as operand 0)", ops[0].dtype))?;
-            TensorType { shape, dtype: DType::Bool }
+            expect_dtype(
+                op,
+                1,
+                ops[1].dtype,
+                ops[1].dtype == ops[0].dtype,
+                &format!("{} (same as operand 0)", ops[0].dtype),
+            )?;
+            TensorType {
+                shape,
+                dtype: DType::Bool,
+            }
         }
         Op::Select => {
             arity(op, ops, 3)?;
             let shape = same_shapes(op, ops)?;
             expect_dtype(op, 0, ops[0].dtype, ops[0].dtype == DType::Bool, "bool (the condition)")?;
-            expect_dtype(op, 2, ops[2].dtype, ops[2].dtype == ops[1].dtype, &format!("{} (same as operand 1)", ops[1].dtype))?;
-            TensorType { shape, dtype: ops[1].dtype }
+            expect_dtype(
+                op,
+                2,
+                ops[2].dtype,
+                ops[2].dtype == ops[1].dtype,
+                &format!("{} (same as operand 1)", ops[1].dtype),
+            )?;
+            TensorType {
+                shape,
+                dtype: ops[1].dtype,
+            }
         }
         Op::Cast => {
             arity(op, ops, 1)?;
             let d = need_declared(op, declared)?;
             if d.shape != ops[0].shape {
-                return Err(IrError::Shape { op: name, detail: format!("cast keeps the shape {}, got {}", ops[0].shape, d.shape) });
+                return Err(IrError::Shape {
+                    op: name,
+                    detail: format!("cast keeps the shape {}, got {}", ops[0].shape, d.shape),
+                });
             }
             d.clone()
         }
@@ -159,21 +230,36 @@ pub fn infer(op: &Op, ops: &[&TensorType], declared: Option<&TensorType>) -> Res
             let t = ops[0];
             check_axes(op, axes, &t.shape)?;
             expect_dtype(op, 0, t.dtype, t.dtype.is_numeric(), "f32 or i32")?;
-            if matches!(op, Op::Reduce { op: crate::op::ReduceOp::Mean, .. }) {
+            if matches!(
+                op,
+                Op::Reduce {
+                    op: crate::op::ReduceOp::Mean,
+                    ..
+                }
+            ) {
                 expect_dtype(op, 0, t.dtype, t.dtype == DType::F32, "f32")?;
             }
             let dims = reduced_dims(&t.shape, axes, *keepdims);
-            TensorType { shape: Shape(dims), dtype: t.dtype }
+            TensorType {
+                shape: Shape(dims),
+                dtype: t.dtype,
+            }
         }
         Op::ArgMax { axis } => {
             arity(op, ops, 1)?;
             let t = ops[0];
             check_axes(op, &[*axis], &t.shape)?;
             if t.shape.dims()[*axis] == 0 {
-                return Err(IrError::Shape { op: name, detail: format!("cannot take argmax over empty axis {axis} of {}", t.shape) });
+                return Err(IrError::Shape {
+                    op: name,
+                    detail: format!("cannot take argmax over empty axis {axis} of {}", t.shape),
+                });
             }
             expect_dtype(op, 0, t.dtype, t.dtype.is_numeric(), "f32 or i32")?;
-            TensorType { shape: Shape(reduced_dims(&t.shape, &[*axis], false)), dtype: DType::I32 }
+            TensorType {
+                shape: Shape(reduced_dims(&t.shape, &[*axis], false)),
+                dtype: DType::I32,
+            }
         }
         Op::Reshape => {
             arity(op, ops, 1)?;
@@ -183,11 +269,17 @@ pub fn infer(op: &Op, ops: &[&TensorType], declared: Option<&TensorType>) -> Res
                     op: name,
                     detail: format!(
                         "cannot reshape {} ({} elements) to {} ({} elements)",
-                        ops[0].shape, ops[0].shape.numel(), d.shape, d.shape.numel()
+                        ops[0].shape,
+                        ops[0].shape.numel(),
+                        d.shape,
+                        d.shape.numel()
                     ),
                 });
             }
-            TensorType { shape: d.shape.clone(), dtype: ops[0].dtype }
+            TensorType {
+                shape: d.shape.clone(),
+                dtype: ops[0].dtype,
+            }
         }
         Op::Expand => {
             arity(op, ops, 1)?;
@@ -201,28 +293,43 @@ pub fn infer(op: &Op, ops: &[&TensorType], declared: Option<&TensorType>) -> Res
                     ),
                 });
             }
-            TensorType { shape: d.shape.clone(), dtype: ops[0].dtype }
+            TensorType {
+                shape: d.shape.clone(),
+                dtype: ops[0].dtype,
+            }
         }
         Op::Permute { perm } => {
             arity(op, ops, 1)?;
             let t = ops[0];
             let mut seen = vec![false; t.shape.rank()];
             let valid = perm.len() == t.shape.rank()
-                && perm.iter().all(|&p| p < seen.len() && !std::mem::replace(&mut seen[p], true));
+                && perm
+                    .iter()
+                    .all(|&p| p < seen.len() && !std::mem::replace(&mut seen[p], true));
             if !valid {
                 return Err(IrError::Invalid {
                     op: name,
-                    detail: format!("{perm:?} is not a permutation of the {} axes of {}", t.shape.rank(), t.shape),
+                    detail: format!(
+                        "{perm:?} is not a permutation of the {} axes of {}",
+                        t.shape.rank(),
+                        t.shape
+                    ),
                 });
             }
-            TensorType { shape: Shape(perm.iter().map(|&p| t.shape.dims()[p]).collect()), dtype: t.dtype }
+            TensorType {
+                shape: Shape(perm.iter().map(|&p| t.shape.dims()[p]).collect()),
+                dtype: t.dtype,
+            }
         }
         Op::Slice { starts, ends, steps } => {
             arity(op, ops, 1)?;
             let t = ops[0];
             let r = t.shape.rank();
             if starts.len() != r || ends.len() != r || steps.len() != r {
-                return Err(IrError::Invalid { op: name, detail: format!("needs one start/end/step per axis of {} (rank {r})", t.shape) });
+                return Err(IrError::Invalid {
+                    op: name,
+                    detail: format!("needs one start/end/step per axis of {} (rank {r})", t.shape),
+                });
             }
             let mut dims = Vec::with_capacity(r);
             for i in 0..r {
@@ -238,20 +345,39 @@ pub fn infer(op: &Op, ops: &[&TensorType], declared: Option<&TensorType>) -> Res
                 }
                 dims.push((ends[i] - starts[i]).div_ceil(steps[i]));
             }
-            TensorType { shape: Shape(dims), dtype: t.dtype }
+            TensorType {
+                shape: Shape(dims),
+                dtype: t.dtype,
+            }
         }
         Op::Pad { low, high, .. } => {
             arity(op, ops, 1)?;
             let t = ops[0];
             if low.len() != t.shape.rank() || high.len() != t.shape.rank() {
-                return Err(IrError::Invalid { op: name, detail: format!("needs low/high padding for each axis of {}", t.shape) });
+                return Err(IrError::Invalid {
+                    op: name,
+                    detail: format!("needs low/high padding for each axis of {}", t.shape),
+                });
             }
-            let dims = t.shape.dims().iter().zip(low.iter().zip(high)).map(|(d, (l, h))| d + l + h).collect();
-            TensorType { shape: Shape(dims), dtype: t.dtype }
+            let dims = t
+                .shape
+                .dims()
+                .iter()
+                .zip(low.iter().zip(high))
+                .map(|(d, (l, h))| d + l + h)
+                .collect();
+            TensorType {
+                shape: Shape(dims),
+                dtype: t.dtype,
+            }
         }
         Op::Concat { axis } => {
             if ops.is_empty() {
-                return Err(IrError::Arity { op: name, expected: "at least 1".into(), got: 0 });
+                return Err(IrError::Arity {
+                    op: name,
+                    expected: "at least 1".into(),
+                    got: 0,
+                });
             }
             let first = ops[0];
             check_axes(op, &[*axis], &first.shape)?;
@@ -263,14 +389,20 @@ pub fn infer(op: &Op, ops: &[&TensorType], declared: Option<&TensorType>) -> Res
                 if !compatible {
                     return Err(IrError::Shape {
                         op: name,
-                        detail: format!("operand {i} has shape {}, incompatible with {} outside axis {axis}", t.shape, first.shape),
+                        detail: format!(
+                            "operand {i} has shape {}, incompatible with {} outside axis {axis}",
+                            t.shape, first.shape
+                        ),
                     });
                 }
                 total += t.shape.dims()[*axis];
             }
             let mut dims = first.shape.dims().to_vec();
             dims[*axis] = total;
-            TensorType { shape: Shape(dims), dtype: first.dtype }
+            TensorType {
+                shape: Shape(dims),
+                dtype: first.dtype,
+            }
         }
         Op::MatMul => {
             arity(op, ops, 2)?;
@@ -308,35 +440,53 @@ pub fn infer(op: &Op, ops: &[&TensorType], declared: Option<&TensorType>) -> Res
             })?;
             let mut dims = batch.0;
             dims.extend([m, n]);
-            TensorType { shape: Shape(dims), dtype: DType::F32 }
+            TensorType {
+                shape: Shape(dims),
+                dtype: DType::F32,
+            }
         }
         Op::Gather => {
             arity(op, ops, 2)?;
             let (table, idx) = (ops[0], ops[1]);
             expect_dtype(op, 1, idx.dtype, idx.dtype == DType::I32, "i32 (indices)")?;
             if table.shape.rank() == 0 {
-                return Err(IrError::Shape { op: name, detail: "the table must have rank >= 1 (rows along axis 0)".into() });
+                return Err(IrError::Shape {
+                    op: name,
+                    detail: "the table must have rank >= 1 (rows along axis 0)".into(),
+                });
             }
             let mut dims = idx.shape.dims().to_vec();
             dims.extend_from_slice(&table.shape.dims()[1..]);
-            TensorType { shape: Shape(dims), dtype: table.dtype }
+            TensorType {
+                shape: Shape(dims),
+                dtype: table.dtype,
+            }
         }
         Op::OneHot { depth } => {
             arity(op, ops, 1)?;
             expect_dtype(op, 0, ops[0].dtype, ops[0].dtype == DType::I32, "i32 (class indices)")?;
             if *depth == 0 {
-                return Err(IrError::Invalid { op: name, detail: "depth must be at least 1".into() });
+                return Err(IrError::Invalid {
+                    op: name,
+                    detail: "depth must be at least 1".into(),
+                });
             }
             let mut dims = ops[0].shape.dims().to_vec();
             dims.push(*depth);
-            TensorType { shape: Shape(dims), dtype: DType::F32 }
+            TensorType {
+                shape: Shape(dims),
+                dtype: DType::F32,
+            }
         }
         Op::Unfold2d(w) => {
             arity(op, ops, 1)?;
             let t = ops[0];
             let [n, c, h, wd] = nchw(op, &t.shape)?;
             let [oh, ow] = window_out(op, w, h, wd)?;
-            TensorType { shape: Shape(vec![n, c * w.kernel[0] * w.kernel[1], oh * ow]), dtype: t.dtype }
+            TensorType {
+                shape: Shape(vec![n, c * w.kernel[0] * w.kernel[1], oh * ow]),
+                dtype: t.dtype,
+            }
         }
         Op::Fold2d { window, size } => {
             arity(op, ops, 1)?;
@@ -349,16 +499,25 @@ pub fn infer(op: &Op, ops: &[&TensorType], declared: Option<&TensorType>) -> Res
                     op: name,
                     detail: format!(
                         "expects [N, C*{kk}, {}] (kernel {:?}, output {:?}), got {}",
-                        oh * ow, window.kernel, size, t.shape
+                        oh * ow,
+                        window.kernel,
+                        size,
+                        t.shape
                     ),
                 });
             }
-            TensorType { shape: Shape(vec![d[0], d[1] / kk, size[0], size[1]]), dtype: t.dtype }
+            TensorType {
+                shape: Shape(vec![d[0], d[1] / kk, size[0], size[1]]),
+                dtype: t.dtype,
+            }
         }
     };
     if let Some(d) = declared {
         if *d != ty {
-            return Err(IrError::Invalid { op: name, detail: format!("declared result {d} but the operands give {ty}") });
+            return Err(IrError::Invalid {
+                op: name,
+                detail: format!("declared result {d} but the operands give {ty}"),
+            });
         }
     }
     Ok(ty)
@@ -383,7 +542,10 @@ pub fn reduced_dims(shape: &Shape, axes: &[usize], keepdims: bool) -> Vec<usize>
 fn nchw(op: &Op, s: &Shape) -> Result<[usize; 4]> {
     match s.dims() {
         &[n, c, h, w] => Ok([n, c, h, w]),
-        _ => Err(IrError::Shape { op: op.name(), detail: format!("expects an NCHW tensor of rank 4, got {s}") }),
+        _ => Err(IrError::Shape {
+            op: op.name(),
+            detail: format!("expects an NCHW tensor of rank 4, got {s}"),
+        }),
     }
 }
 

@@ -19,15 +19,28 @@
 pub enum Init {
     Zeros,
     Constant(f64),
-    Uniform { low: f64, high: f64 },
-    Normal { mean: f64, std: f64 },
+    Uniform {
+        low: f64,
+        high: f64,
+    },
+    Normal {
+        mean: f64,
+        std: f64,
+    },
     /// PyTorch's `kaiming_uniform_(a=sqrt(5))` default for Linear/Conv weights:
     /// U(-b, b) with b = 1/sqrt(fan_in).
-    KaimingUniform { fan_in: usize },
+    KaimingUniform {
+        fan_in: usize,
+    },
     /// He normal: N(0, 2/fan_in) (for ReLU nets).
-    KaimingNormal { fan_in: usize },
+    KaimingNormal {
+        fan_in: usize,
+    },
     /// Glorot uniform: U(-b, b) with b = sqrt(6/(fan_in+fan_out)).
-    XavierUniform { fan_in: usize, fan_out: usize },
+    XavierUniform {
+        fan_in: usize,
+        fan_out: usize,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -116,26 +129,45 @@ impl Window2d {
 pub enum Op {
     // ----- sources (no operands) -----
     /// Batch data fed every step (images, labels).
-    Input { name: String },
+    Input {
+        name: String,
+    },
     /// A trainable parameter; persistent across steps.
-    Param { name: String, init: Init },
+    Param {
+        name: String,
+        init: Init,
+    },
     /// Optimizer state; persistent across steps.
-    State { name: String, init: Init },
+    State {
+        name: String,
+        init: Init,
+    },
     /// A runtime scalar (learning rate, step count, seed): shape [], never recompiles.
-    Scalar { name: String },
+    Scalar {
+        name: String,
+    },
     /// A tensor filled with one value (usually shape []).
-    Const { value: f64 },
+    Const {
+        value: f64,
+    },
     /// Values equal to the index along `axis` (dtype i32 or f32).
-    Iota { axis: usize },
+    Iota {
+        axis: usize,
+    },
     /// Counter-based random numbers. Operands: `[seed, step]`, both i32 scalars;
     /// `stream` separates independent draws that share seed and step.
-    Random { dist: Distribution, stream: u32 },
+    Random {
+        dist: Distribution,
+        stream: u32,
+    },
 
     // ----- elementwise (all operands have the node's shape) -----
     Unary(UnaryOp),
     Binary(BinaryOp),
     /// `x ^ exponent` with a compile-time exponent.
-    PowConst { exponent: f64 },
+    PowConst {
+        exponent: f64,
+    },
     Compare(CompareOp),
     /// Operands `[cond (bool), on_true, on_false]`.
     Select,
@@ -144,9 +176,15 @@ pub enum Op {
 
     // ----- reductions -----
     /// Reduce over `axes` (sorted, unique). Without keepdims the axes are removed.
-    Reduce { op: ReduceOp, axes: Vec<usize>, keepdims: bool },
+    Reduce {
+        op: ReduceOp,
+        axes: Vec<usize>,
+        keepdims: bool,
+    },
     /// Index of the maximum along `axis` (first one on ties), i32, axis removed.
-    ArgMax { axis: usize },
+    ArgMax {
+        axis: usize,
+    },
 
     // ----- movement (views where the backend can index them) -----
     /// Same elements, the node's shape.
@@ -154,13 +192,25 @@ pub enum Op {
     /// NumPy broadcast of the operand to the node's shape.
     Expand,
     /// Output axis i is input axis `perm[i]`.
-    Permute { perm: Vec<usize> },
+    Permute {
+        perm: Vec<usize>,
+    },
     /// Per axis `start..end` (end exclusive) taking every `step`-th element.
-    Slice { starts: Vec<usize>, ends: Vec<usize>, steps: Vec<usize> },
+    Slice {
+        starts: Vec<usize>,
+        ends: Vec<usize>,
+        steps: Vec<usize>,
+    },
     /// Pad each axis with `low[i]` elements before and `high[i]` after, filled with `value`.
-    Pad { low: Vec<usize>, high: Vec<usize>, value: f64 },
+    Pad {
+        low: Vec<usize>,
+        high: Vec<usize>,
+        value: f64,
+    },
     /// Join operands along `axis`.
-    Concat { axis: usize },
+    Concat {
+        axis: usize,
+    },
 
     // ----- contractions and indexing -----
     /// Batched matmul: `[..., m, k] @ [..., k, n] -> [..., m, n]`, batch dims broadcast.
@@ -170,12 +220,17 @@ pub enum Op {
     Gather,
     /// `indices(i32)` -> f32 one-hot with a trailing axis of `depth`
     /// (out-of-range indices give an all-zero row).
-    OneHot { depth: usize },
+    OneHot {
+        depth: usize,
+    },
     /// im2col: `[N, C, H, W] -> [N, C*KH*KW, OH*OW]` (PyTorch `unfold` layout), zero padding.
     Unfold2d(Window2d),
     /// col2im, the adjoint of `Unfold2d`: `[N, C*KH*KW, OH*OW] -> [N, C, H, W]`,
     /// overlapping windows summed. `size` is the output `[H, W]`.
-    Fold2d { window: Window2d, size: [usize; 2] },
+    Fold2d {
+        window: Window2d,
+        size: [usize; 2],
+    },
 }
 
 impl Op {
@@ -255,9 +310,7 @@ impl Op {
     /// The binding name of a source op.
     pub fn source_name(&self) -> Option<&str> {
         match self {
-            Op::Input { name } | Op::Param { name, .. } | Op::State { name, .. } | Op::Scalar { name } => {
-                Some(name)
-            }
+            Op::Input { name } | Op::Param { name, .. } | Op::State { name, .. } | Op::Scalar { name } => Some(name),
             _ => None,
         }
     }

@@ -50,7 +50,10 @@ pub fn op_label(op: &Op) -> String {
         Op::OneHot { depth } => format!("{n}[depth={depth}]"),
         Op::Unfold2d(w) => format!("{n}[k={:?}, s={:?}, p={:?}]", w.kernel, w.stride, w.padding),
         Op::Fold2d { window: w, size } => {
-            format!("{n}[k={:?}, s={:?}, p={:?}, size={size:?}]", w.kernel, w.stride, w.padding)
+            format!(
+                "{n}[k={:?}, s={:?}, p={:?}, size={size:?}]",
+                w.kernel, w.stride, w.padding
+            )
         }
         _ => n.to_string(),
     }

@@ -133,7 +133,10 @@ mod tests {
         let s = |v: &[usize]| Shape::from(v);
         assert_eq!(Shape::broadcast(&s(&[3, 1]), &s(&[4])), Ok(s(&[3, 4])));
         assert_eq!(Shape::broadcast(&s(&[]), &s(&[2, 5])), Ok(s(&[2, 5])));
-        assert_eq!(Shape::broadcast(&s(&[1, 7, 1]), &s(&[3, 1, 1, 9])), Ok(s(&[3, 1, 7, 9])));
+        assert_eq!(
+            Shape::broadcast(&s(&[1, 7, 1]), &s(&[3, 1, 1, 9])),
+            Ok(s(&[3, 1, 7, 9]))
+        );
         assert_eq!(Shape::broadcast(&s(&[0]), &s(&[1])), Ok(s(&[0])));
         assert_eq!(Shape::broadcast(&s(&[3]), &s(&[4])), Err((0, 3, 4)));
         assert_eq!(Shape::broadcast(&s(&[2, 3]), &s(&[3, 3])), Err((0, 2, 3)));

@@ -54,7 +54,10 @@ fn matmul_inner_dimension_mismatch() {
         let w = b.input("w", [5, 6], DType::F32);
         a.matmul(&w);
     });
-    assert!(m.contains("matmul") && m.contains("[3, 4]") && m.contains("[5, 6]") && m.contains("k=4"), "{m}");
+    assert!(
+        m.contains("matmul") && m.contains("[3, 4]") && m.contains("[5, 6]") && m.contains("k=4"),
+        "{m}"
+    );
     assert!(m.contains("dsl_errors.rs"), "error should point at the DSL call: {m}");
 }
 
@@ -65,7 +68,10 @@ fn broadcasting_failure() {
         let c = b.input("c", [4], DType::F32);
         let _ = &a + &c;
     });
-    assert!(m.contains("add") && m.contains("[2, 3]") && m.contains("[4]") && m.contains("broadcast"), "{m}");
+    assert!(
+        m.contains("add") && m.contains("[2, 3]") && m.contains("[4]") && m.contains("broadcast"),
+        "{m}"
+    );
 }
 
 #[test]
@@ -114,7 +120,10 @@ fn duplicate_names_and_bad_updates() {
         let x = b.input("x", [3], DType::F32);
         b.update(&w, &x);
     });
-    assert!(m.contains("update") && m.contains("f32[3]") && m.contains("f32[2]"), "{m}");
+    assert!(
+        m.contains("update") && m.contains("f32[3]") && m.contains("f32[2]"),
+        "{m}"
+    );
 }
 
 #[test]
@@ -134,7 +143,8 @@ fn movement_validation() {
     });
     assert!(m.contains("concat") && m.contains("[3, 3]"), "{m}");
     let m = err_of(|b| {
-        b.input("x", [1, 1, 2, 2], DType::F32).conv2d(&b.input("w", [1, 1, 3, 3], DType::F32), [1, 1], [0, 0]);
+        b.input("x", [1, 1, 2, 2], DType::F32)
+            .conv2d(&b.input("w", [1, 1, 3, 3], DType::F32), [1, 1], [0, 0]);
     });
     assert!(m.contains("unfold2d") && m.contains("does not fit"), "{m}");
 }

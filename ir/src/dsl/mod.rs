@@ -47,14 +47,20 @@ impl GraphBuilder {
     /// Continue building on an existing graph (autodiff and optimizers do this).
     pub fn from_graph(graph: Graph) -> Self {
         GraphBuilder {
-            inner: Rc::new(Inner { graph: RefCell::new(graph), error: RefCell::new(None) }),
+            inner: Rc::new(Inner {
+                graph: RefCell::new(graph),
+                error: RefCell::new(None),
+            }),
             prefix: String::new(),
         }
     }
 
     /// A builder on the same graph whose names are prefixed with `name.`.
     pub fn scope(&self, name: impl fmt::Display) -> GraphBuilder {
-        GraphBuilder { inner: self.inner.clone(), prefix: self.qualify(&name.to_string()) }
+        GraphBuilder {
+            inner: self.inner.clone(),
+            prefix: self.qualify(&name.to_string()),
+        }
     }
 
     /// `name` with this builder's scope prefix.
@@ -88,7 +94,10 @@ impl GraphBuilder {
     pub fn tensor(&self, id: NodeId) -> Tensor {
         let exists = self.inner.graph.borrow().get(id).is_some();
         if exists {
-            Tensor { b: self.clone(), id: Some(id) }
+            Tensor {
+                b: self.clone(),
+                id: Some(id),
+            }
         } else {
             self.fail(IrError::UnknownNode(id.index()), Location::caller())
         }
@@ -97,7 +106,10 @@ impl GraphBuilder {
     /// Look up a source (input/param/state/scalar) by its full name.
     pub fn source(&self, name: &str) -> Option<Tensor> {
         let id = self.inner.graph.borrow().source(name)?;
-        Some(Tensor { b: self.clone(), id: Some(id) })
+        Some(Tensor {
+            b: self.clone(),
+            id: Some(id),
+        })
     }
 
     fn same(&self, other: &GraphBuilder) -> bool {
@@ -107,9 +119,15 @@ impl GraphBuilder {
     fn fail(&self, e: IrError, loc: &'static Location<'static>) -> Tensor {
         let mut slot = self.inner.error.borrow_mut();
         if slot.is_none() {
-            *slot = Some(IrError::At { location: format!("{}:{}", loc.file(), loc.line()), source: Box::new(e) });
+            *slot = Some(IrError::At {
+                location: format!("{}:{}", loc.file(), loc.line()),
+                source: Box::new(e),
+            });
         }
-        Tensor { b: self.clone(), id: None }
+        Tensor {
+            b: self.clone(),
+            id: None,
+        }
     }
 
     /// Add a node; on failure record the error (with the caller's location) and
@@ -124,12 +142,20 @@ impl GraphBuilder {
             }
             match t.id {
                 Some(id) => ids.push(id),
-                None => return Tensor { b: self.clone(), id: None },
+                None => {
+                    return Tensor {
+                        b: self.clone(),
+                        id: None,
+                    }
+                }
             }
         }
         let res = self.inner.graph.borrow_mut().add(op, &ids, declared);
         match res {
-            Ok(id) => Tensor { b: self.clone(), id: Some(id) },
+            Ok(id) => Tensor {
+                b: self.clone(),
+                id: Some(id),
+            },
             Err(e) => self.fail(e, loc),
         }
     }
@@ -137,25 +163,47 @@ impl GraphBuilder {
     /// Batch data fed each step (name is NOT scoped: inputs are global).
     #[track_caller]
     pub fn input(&self, name: &str, shape: impl Into<Shape>, dtype: DType) -> Tensor {
-        self.node(Op::Input { name: name.into() }, &[], Some(TensorType::new(shape, dtype)))
+        self.node(
+            Op::Input { name: name.into() },
+            &[],
+            Some(TensorType::new(shape, dtype)),
+        )
     }
 
     /// A trainable f32 parameter named `<scope>.name`.
     #[track_caller]
     pub fn param(&self, name: &str, shape: impl Into<Shape>, init: Init) -> Tensor {
-        self.node(Op::Param { name: self.qualify(name), init }, &[], Some(TensorType::new(shape, DType::F32)))
+        self.node(
+            Op::Param {
+                name: self.qualify(name),
+                init,
+            },
+            &[],
+            Some(TensorType::new(shape, DType::F32)),
+        )
     }
 
     /// Optimizer state named `<scope>.name`.
     #[track_caller]
     pub fn state(&self, name: &str, shape: impl Into<Shape>, init: Init) -> Tensor {
-        self.node(Op::State { name: self.qualify(name), init }, &[], Some(TensorType::new(shape, DType::F32)))
+        self.node(
+            Op::State {
+                name: self.qualify(name),
+                init,
+            },
+            &[],
+            Some(TensorType::new(shape, DType::F32)),
+        )
     }
 
     /// A runtime scalar (not scoped). Changing its value never recompiles.
     #[track_caller]
     pub fn scalar(&self, name: &str, dtype: DType) -> Tensor {
-        self.node(Op::Scalar { name: name.into() }, &[], Some(TensorType::new(Shape::scalar(), dtype)))
+        self.node(
+            Op::Scalar { name: name.into() },
+            &[],
+            Some(TensorType::new(Shape::scalar(), dtype)),
+        )
     }
 
     /// A constant of shape [] (broadcast by the ops that use it).
@@ -221,7 +269,10 @@ impl Tensor {
         match (self.id, self.b.error()) {
             (Some(id), None) => Ok(id),
             (_, Some(e)) => Err(e),
-            (None, None) => Err(IrError::Invalid { op: "tensor", detail: "poisoned handle".into() }),
+            (None, None) => Err(IrError::Invalid {
+                op: "tensor",
+                detail: "poisoned handle".into(),
+            }),
         }
     }
 

@@ -53,7 +53,14 @@ impl Tensor {
         match Shape::broadcast(&sa, &sb) {
             Ok(s) => (self.broadcast_to(s.clone()), other.broadcast_to(s)),
             Err((axis, a, b)) => {
-                let e = IrError::Broadcast { op, lhs: sa, rhs: sb, axis, a, b };
+                let e = IrError::Broadcast {
+                    op,
+                    lhs: sa,
+                    rhs: sb,
+                    axis,
+                    a,
+                    b,
+                };
                 let t = self.b.fail(e, std::panic::Location::caller());
                 (t.clone(), t)
             }
@@ -194,7 +201,11 @@ impl Tensor {
     pub fn select(&self, on_true: impl Operand, on_false: impl Operand) -> Tensor {
         let t = on_true.to_tensor(self);
         let f = on_false.to_tensor(&t);
-        let t = if t.dtype() == DType::Bool && f.dtype() != DType::Bool { t.cast(f.dtype()) } else { t };
+        let t = if t.dtype() == DType::Bool && f.dtype() != DType::Bool {
+            t.cast(f.dtype())
+        } else {
+            t
+        };
         let (c, t2) = self.broadcast_pair(&t, "select");
         let (c, f2) = c.broadcast_pair(&f, "select");
         let (t3, f3) = t2.broadcast_pair(&f2, "select");
@@ -207,7 +218,8 @@ impl Tensor {
         if self.id.is_some() && self.dtype() == dtype {
             return self.clone();
         }
-        self.b.node(Op::Cast, &[self], Some(TensorType::new(self.shape(), dtype)))
+        self.b
+            .node(Op::Cast, &[self], Some(TensorType::new(self.shape(), dtype)))
     }
 
     // ----- reductions -----
@@ -257,7 +269,8 @@ impl Tensor {
         if self.id.is_some() && self.shape() == shape {
             return self.clone();
         }
-        self.b.node(Op::Reshape, &[self], Some(TensorType::new(shape, self.dtype())))
+        self.b
+            .node(Op::Reshape, &[self], Some(TensorType::new(shape, self.dtype())))
     }
     /// NumPy broadcast to `shape` (an `expand` node; no-op if already that shape).
     #[track_caller]
@@ -266,7 +279,8 @@ impl Tensor {
         if self.id.is_some() && self.shape() == shape {
             return self.clone();
         }
-        self.b.node(Op::Expand, &[self], Some(TensorType::new(shape, self.dtype())))
+        self.b
+            .node(Op::Expand, &[self], Some(TensorType::new(shape, self.dtype())))
     }
     #[track_caller]
     pub fn permute(&self, perm: &[usize]) -> Tensor {
@@ -287,7 +301,10 @@ impl Tensor {
         let r = self.rank();
         if r < 2 {
             return self.b.fail(
-                IrError::Shape { op: "permute", detail: format!("t() needs rank >= 2, got {}", self.shape()) },
+                IrError::Shape {
+                    op: "permute",
+                    detail: format!("t() needs rank >= 2, got {}", self.shape()),
+                },
                 std::panic::Location::caller(),
             );
         }
@@ -295,7 +312,11 @@ impl Tensor {
     }
     #[track_caller]
     pub fn slice(&self, starts: &[usize], ends: &[usize], steps: &[usize]) -> Tensor {
-        let op = Op::Slice { starts: starts.to_vec(), ends: ends.to_vec(), steps: steps.to_vec() };
+        let op = Op::Slice {
+            starts: starts.to_vec(),
+            ends: ends.to_vec(),
+            steps: steps.to_vec(),
+        };
         self.b.node(op, &[self], None)
     }
     /// `len` elements of `axis` starting at `start`.
@@ -312,7 +333,15 @@ impl Tensor {
     }
     #[track_caller]
     pub fn pad(&self, low: &[usize], high: &[usize], value: f64) -> Tensor {
-        self.b.node(Op::Pad { low: low.to_vec(), high: high.to_vec(), value }, &[self], None)
+        self.b.node(
+            Op::Pad {
+                low: low.to_vec(),
+                high: high.to_vec(),
+                value,
+            },
+            &[self],
+            None,
+        )
     }
     /// Join `self` and `others` along `axis`.
     #[track_caller]
@@ -365,7 +394,11 @@ impl Tensor {
                 std::panic::Location::caller(),
             );
         }
-        let window = Window2d { kernel: [wd[2], wd[3]], stride, padding };
+        let window = Window2d {
+            kernel: [wd[2], wd[3]],
+            stride,
+            padding,
+        };
         let Some([oh, ow]) = window.output_size(xd[2], xd[3]) else {
             return self.unfold2d(window); // reports the geometry error
         };
@@ -377,7 +410,11 @@ impl Tensor {
     /// Random numbers of `shape` keyed by i32 scalars `seed` and `step` (Philox 4x32-10).
     #[track_caller]
     pub fn random(seed: &Tensor, step: &Tensor, shape: impl Into<Shape>, dist: Distribution, stream: u32) -> Tensor {
-        seed.b.node(Op::Random { dist, stream }, &[seed, step], Some(TensorType::new(shape, DType::F32)))
+        seed.b.node(
+            Op::Random { dist, stream },
+            &[seed, step],
+            Some(TensorType::new(shape, DType::F32)),
+        )
     }
 }
 
