@@ -1,1 +1,6 @@
-//! placeholder
+//! kiln-runtime: devices, buffers, executing compiled steps, the trainer loop, datasets,
+//! checkpoints.
+//!
+//! It loads and runs what `kiln-compiler` produced; it builds no graphs and generates no code.
+
+pub mod data;
