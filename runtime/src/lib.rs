@@ -4,3 +4,4 @@
 //! It loads and runs what `kiln-compiler` produced; it builds no graphs and generates no code.
 
 pub mod data;
+pub mod train;

@@ -1,0 +1,32 @@
+//! Argument parsing (clap derive) and dispatch to one file per subcommand. The CLI
+//! uses `anyhow` for errors; it owns presentation, not logic.
+
+mod graph;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "kiln",
+    version,
+    about = "Compiler-style autodiff and fused-kernel generator",
+    long_about = "kiln differentiates tensor programs written in a Rust DSL, appends the optimizer \
+                  update, rewrites the whole training step with e-graphs and compiles it into a few \
+                  fused kernels."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print the IR of a built-in model (forward, loss and optionally the backward pass).
+    Graph(graph::GraphArgs),
+}
+
+pub fn run() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Graph(args) => graph::run(&args),
+    }
+}

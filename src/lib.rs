@@ -1,0 +1,19 @@
+//! kiln: a compiler-style autodiff and fused-kernel generator.
+//!
+//! This facade re-exports the workspace crates and a [`prelude`]; the `kiln` binary
+//! (src/main.rs, src/cli/) is built on top of it. The facade owns no logic of its own
+//! beyond tying the crates together.
+
+pub use kiln_compiler as compiler;
+pub use kiln_ir as ir;
+pub use kiln_models as models;
+pub use kiln_runtime as runtime;
+
+/// What a model author needs: the DSL, dtypes, inits, the interpreter, autodiff.
+pub mod prelude {
+    pub use kiln_compiler::autodiff::{grad, grad_tensors};
+    pub use kiln_ir::interp::{evaluate, Bindings};
+    pub use kiln_ir::{DType, Graph, GraphBuilder, Init, IrError, Shape, Tensor, Value};
+    pub use kiln_models::layers::{Conv2d, LayerNorm, Linear};
+    pub use kiln_models::nets::Model;
+}
