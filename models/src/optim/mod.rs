@@ -65,8 +65,10 @@ mod constant_vsgd;
 mod hyper;
 mod ivon;
 mod ivon_poco;
+pub mod replay;
 mod sgd;
 mod svrg;
+pub mod trace;
 mod vsgd;
 
 use kiln_ir::{GraphBuilder, IrError, Tensor};
@@ -80,8 +82,10 @@ pub use constant_vsgd::ConstantVsgd;
 pub use hyper::{parse_assignment, parse_value, Hyper, HyperSpec, Rule};
 pub use ivon::Ivon;
 pub use ivon_poco::IvonPoco;
+pub use replay::{replay, steps_to_json, Executor, Interpreter, ReplayError, Replayer};
 pub use sgd::Sgd;
 pub use svrg::Svrg;
+pub use trace::Trace;
 pub use vsgd::{Vsgd, VSGD_DELTA};
 
 /// Every optimizer `by_name` knows, in the order the CLI lists them.
