@@ -225,7 +225,7 @@ fn matmul_matches_a_naive_triple_loop() {
 fn gather_equals_one_hot_matmul() {
     let mut c = Case::new();
     let (table, tv) = c.rand("table", &[17, 3], 60);
-    let idx: Vec<i32> = (0..783).map(|i| ((i * 7919) % 17) as i32).collect();
+    let idx: Vec<i32> = (0..783i32).map(|i| (i * 7919) % 17).collect();
     let it = c.input("idx", Value::from_i32([783], &idx).unwrap());
     let g = c.eval(&table.gather(&it));
     let want: Vec<f64> = idx
@@ -373,4 +373,47 @@ fn iota_and_elementwise_on_4097_elements() {
         .map(|(a, b)| 1.0 / (1.0 + (-(a * b + 1.5)).exp()) - a.tanh().max(*b))
         .collect();
     assert_close(&c.eval(&z), &[4097], &want, 1e-15);
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+
+    /// Adjointness for random window geometries (that fit the image).
+    #[test]
+    fn unfold_fold_adjoint_for_random_geometries(
+        n in 1usize..3, ch in 1usize..4, h in 1usize..9, w in 1usize..9,
+        kh in 1usize..4, kw in 1usize..4, sh in 1usize..4, sw in 1usize..4,
+        ph in 0usize..3, pw in 0usize..3, seed in 0i32..1000,
+    ) {
+        let win = window([kh, kw], [sh, sw], [ph, pw]);
+        proptest::prop_assume!(win.output_size(h, w).is_some());
+        let mut c = Case::new();
+        let (x, xv) = c.rand("x", &[n, ch, h, w], seed);
+        let u = x.unfold2d(win);
+        let (y, yv) = c.rand("y", &u.dims(), seed + 1);
+        let (uv, fv) = (c.eval(&u), c.eval(&y.fold2d(win, [h, w])));
+        let lhs: f64 = uv.data.iter().zip(&yv.data).map(|(a, b)| a * b).sum();
+        let rhs: f64 = xv.data.iter().zip(&fv.data).map(|(a, b)| a * b).sum();
+        proptest::prop_assert!((lhs - rhs).abs() <= 1e-12 * lhs.abs().max(1.0), "{} vs {}", lhs, rhs);
+    }
+
+    /// Pad then slice back is the identity, and the padding holds the fill value.
+    #[test]
+    fn pad_slice_round_trip(
+        dims in proptest::collection::vec(0usize..4, 0..4),
+        pads in proptest::collection::vec((0usize..3, 0usize..3), 4),
+        seed in 0i32..1000,
+    ) {
+        let r = dims.len();
+        let low: Vec<usize> = pads[..r].iter().map(|p| p.0).collect();
+        let high: Vec<usize> = pads[..r].iter().map(|p| p.1).collect();
+        let mut c = Case::new();
+        let (x, xv) = c.rand("x", &dims, seed);
+        let p = x.pad(&low, &high, 9.0);
+        let ends: Vec<usize> = (0..r).map(|a| low[a] + dims[a]).collect();
+        let back = c.eval(&p.slice(&low, &ends, &vec![1; r]));
+        proptest::prop_assert_eq!(&back.data, &xv.data);
+        let pv = c.eval(&p);
+        proptest::prop_assert_eq!(pv.data.iter().filter(|&&v| v == 9.0).count(), pv.numel() - xv.numel());
+    }
 }
