@@ -34,6 +34,7 @@ impl Display for Inst {
             Inst::Scalar { slot } => write!(f, "scalar #{slot}"),
             Inst::Const { value, dtype } => write!(f, "const {value} : {dtype}"),
             Inst::LoopVar(k) => write!(f, "i{k}"),
+            Inst::Index(e) => write!(f, "index {e}"),
             Inst::Acc(a) => write!(f, "{a}"),
             Inst::Unary { op, x } => write!(f, "{op:?} {x}"),
             Inst::Binary { op, a, b } => write!(f, "{op:?} {a}, {b}"),

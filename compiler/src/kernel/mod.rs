@@ -23,6 +23,15 @@
 //! sum of exp, and the normalised store. A reduction over non-trailing axes simply uses
 //! index expressions that stride across the input.
 //!
+//! Rules every producer of kernels keeps (the evaluator in [`eval`] checks them):
+//! - an instruction uses only values defined earlier in the SAME stage; results of
+//!   earlier stages reach later ones only through accumulators (`Inst::Acc`);
+//! - a `Mean` accumulator yields sum / (number of inner points of its stage);
+//! - different outer points never touch the same element when one of them writes it
+//!   (outer points may run in any order, in parallel);
+//! - a matmul epilogue's point `o` reads `out` only at element `o`, and the epilogue
+//!   never writes what the matmul reads (it runs block by block, interleaved with it).
+//!
 //! ## Index expressions
 //! Every view (broadcast, permute, slice, reshape, pad, concat, unfold, gather) composes
 //! into an [`IndexExpr`] tree over loop variables (plus, for gathers, a loaded value).
@@ -34,6 +43,7 @@ use std::fmt;
 use kiln_ir::{BinaryOp, CompareOp, DType, Distribution, NodeId, ReduceOp, UnaryOp};
 
 mod display;
+pub mod eval;
 
 /// Index of a buffer in [`Program::buffers`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -201,6 +211,9 @@ pub enum Inst {
     Const { value: f64, dtype: DType },
     /// Value of a loop variable (I32), e.g. for iota, one-hot and argmax.
     LoopVar(usize),
+    /// Value of an index expression (I32): iota, one-hot and pad/concat conditions seen
+    /// through views (a reshape turns a coordinate into div/mod of loop variables).
+    Index(IndexExpr),
     /// An accumulator finished by an earlier stage.
     Acc(AccId),
     Unary { op: UnaryOp, x: ValueId },
