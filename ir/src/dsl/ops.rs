@@ -14,6 +14,10 @@ use super::Tensor;
 /// (numbers become a constant of the tensor's dtype).
 pub trait Operand {
     fn to_tensor(&self, like: &Tensor) -> Tensor;
+    /// The number, when the operand is a plain number (it then adopts a dtype from context).
+    fn as_number(&self) -> Option<f64> {
+        None
+    }
 }
 
 impl Operand for Tensor {
@@ -31,6 +35,9 @@ macro_rules! number_operand {
         impl Operand for $t {
             fn to_tensor(&self, like: &Tensor) -> Tensor {
                 like.b.constant(*self as f64, like.dtype())
+            }
+            fn as_number(&self) -> Option<f64> {
+                Some(*self as f64)
             }
         }
     )*};
@@ -199,12 +206,17 @@ impl Tensor {
     /// `where(self, on_true, on_false)`; `self` is the bool condition. All three broadcast.
     #[track_caller]
     pub fn select(&self, on_true: impl Operand, on_false: impl Operand) -> Tensor {
-        let t = on_true.to_tensor(self);
-        let f = on_false.to_tensor(&t);
-        let t = if t.dtype() == DType::Bool && f.dtype() != DType::Bool {
-            t.cast(f.dtype())
-        } else {
-            t
+        // A plain number takes the dtype of the other branch (f32 when both are numbers).
+        let (t, f) = match (on_true.as_number(), on_false.as_number()) {
+            (Some(a), Some(c)) => (self.b.constant(a, DType::F32), self.b.constant(c, DType::F32)),
+            (Some(_), None) => {
+                let f = on_false.to_tensor(self);
+                (on_true.to_tensor(&f), f)
+            }
+            _ => {
+                let t = on_true.to_tensor(self);
+                (t.clone(), on_false.to_tensor(&t))
+            }
         };
         let (c, t2) = self.broadcast_pair(&t, "select");
         let (c, f2) = c.broadcast_pair(&f, "select");
