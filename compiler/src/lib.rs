@@ -1,2 +1,3 @@
 //! placeholder
 pub mod kernel;
+pub mod rewrite;
