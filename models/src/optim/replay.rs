@@ -138,6 +138,25 @@ impl<'e> Replayer<'e> {
         self.opt.as_ref()
     }
 
+    /// Change a runtime hyperparameter between steps (a schedule): the graphs stay as
+    /// they are. A change of a structural hyperparameter is refused, since the built
+    /// graphs would no longer match; build a new `Replayer` for that.
+    pub fn set_hyper(&mut self, name: &str, value: f64) -> Result<(), OptimError> {
+        let before = self.opt.structure();
+        let old = self.opt.get(name).ok();
+        self.opt.set(name, value)?;
+        if self.opt.structure() != before {
+            if let Some(old) = old {
+                self.opt.set(name, old)?;
+            }
+            return Err(OptimError::Invalid {
+                optimizer: self.opt.name(),
+                detail: format!("`{name}` is structural (it changes the graph); rebuild to change it"),
+            });
+        }
+        Ok(())
+    }
+
     pub fn graph(&self, phase: Phase) -> Option<&Graph> {
         match phase {
             Phase::Step => Some(&self.step_graph),
