@@ -186,7 +186,7 @@ fn existing(
         return Err(OptimError::Invalid {
             optimizer,
             detail: format!(
-                "the graph already has a {} named `{name}` of type {found_ty}, but the optimizer needs a {} of type {ty}; rename it",
+                "the graph already has a source `{name}` ({}, type {found_ty}), but the optimizer needs it as {} of type {ty}; rename yours",
                 found_kind.map_or("node", SourceKind::as_str),
                 kind.as_str()
             ),

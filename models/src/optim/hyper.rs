@@ -216,6 +216,7 @@ impl Hyper {
         let mut out = String::new();
         for s in self.specs {
             let default = match s.default {
+                Some(d) if d != 0.0 && d.is_finite() && (d.abs() < 1e-3 || d.abs() >= 1e6) => format!("{d:e}"),
                 Some(d) => format!("{d}"),
                 None => "required".to_string(),
             };

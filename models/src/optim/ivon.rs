@@ -23,7 +23,7 @@ use super::hyper::{Hyper, HyperSpec, Rule};
 use super::{check_step, no_refresh, NoiseSource, OptimError, Optimizer, Phase};
 
 const SPECS: &[HyperSpec] = &[
-    HyperSpec::required("lr", Rule::NonNegative, "step size; no default, as in the reference"),
+    HyperSpec::required("lr", Rule::NonNegative, "step size"),
     HyperSpec::required(
         "ess",
         Rule::Positive,

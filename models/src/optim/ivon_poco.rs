@@ -35,7 +35,7 @@ use super::ivon::{hess_sample, hess_state, ivon_scalars, ivon_update, sigma};
 use super::{NoiseSource, OptimError, Optimizer, Phase};
 
 const SPECS: &[HyperSpec] = &[
-    HyperSpec::required("lr", Rule::NonNegative, "step size; no default, as IVON's reference"),
+    HyperSpec::required("lr", Rule::NonNegative, "step size"),
     HyperSpec::required(
         "ess",
         Rule::Positive,

@@ -167,7 +167,9 @@ pub enum OptimError {
         rule: String,
     },
 
-    #[error("{optimizer}: hyperparameter `{name}` ({doc}) has no default; set it (e.g. `--set {name}=...`)")]
+    #[error(
+        "{optimizer}: hyperparameter `{name}` ({doc}) is required and has no default; set it (e.g. `--set {name}=...`)"
+    )]
     MissingHyper {
         optimizer: &'static str,
         name: &'static str,
