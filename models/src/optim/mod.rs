@@ -58,6 +58,15 @@
 //! is PoCo's anchor sample, slot 33 the refresh sample.
 //!
 //! One optimizer per graph: the scalar names are not scoped per parameter group.
+//!
+//! **Replay.** [`replay`] (the library side of `kiln optim replay`) builds the same graphs
+//! with gradients and noise as graph inputs ([`grad_inputs`], [`NoiseSource::Input`]),
+//! runs them through a pluggable [`Executor`] (the reference interpreter now, the
+//! compiled backend later) and returns the parameters after each step; [`trace`] defines
+//! the JSON trace format. [`Replayer`] is the same machinery as a step-by-step API.
+//!
+//! **Step assembly** (model + autodiff + optimizer) lives in the root crate
+//! (`kiln::step`), since this crate must not depend on the compiler.
 
 mod adam;
 mod build;
