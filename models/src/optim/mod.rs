@@ -59,7 +59,7 @@
 //!
 //! One optimizer per graph: the scalar names are not scoped per parameter group.
 //!
-//! **Replay.** [`replay`] (the library side of `kiln optim replay`) builds the same graphs
+//! **Replay.** [`replay()`] (the library side of `kiln optim replay`) builds the same graphs
 //! with gradients and noise as graph inputs ([`grad_inputs`], [`NoiseSource::Input`]),
 //! runs them through a pluggable [`Executor`] (the reference interpreter now, the
 //! compiled backend later) and returns the parameters after each step; [`trace`] defines
