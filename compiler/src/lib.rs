@@ -1,3 +1,4 @@
 //! placeholder
 pub mod kernel;
+pub mod codegen;
 pub mod rewrite;

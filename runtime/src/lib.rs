@@ -4,4 +4,8 @@
 //! It loads and runs what `kiln-compiler` produced; it builds no graphs and generates no code.
 
 pub mod data;
+pub mod compile;
+pub mod cpu;
+pub mod error;
+pub mod executable;
 pub mod train;
