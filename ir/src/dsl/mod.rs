@@ -7,6 +7,7 @@
 //! are skipped. `GraphBuilder::finish()` (or `Tensor::check()`) returns that error.
 //! This module owns graph construction ergonomics only; validity rules live in `infer`.
 
+mod composite;
 mod ops;
 
 use std::cell::RefCell;
@@ -114,6 +115,11 @@ impl GraphBuilder {
 
     fn same(&self, other: &GraphBuilder) -> bool {
         Rc::ptr_eq(&self.inner, &other.inner)
+    }
+
+    /// Whether two builders (e.g. of two tensor handles) build the same graph.
+    pub fn shares_graph(&self, other: &GraphBuilder) -> bool {
+        self.same(other)
     }
 
     fn fail(&self, e: IrError, loc: &'static Location<'static>) -> Tensor {
