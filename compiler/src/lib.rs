@@ -1,4 +1,11 @@
-//! placeholder
+//! kiln-compiler: everything between a differentiable tensor graph and native code —
+//! autodiff, e-graph rewriting, fusion, the kernel IR and code generation (Cranelift
+//! functions, CUDA C text). It holds no CUDA driver types: the runtime loads and runs
+//! what this crate emits.
+
+pub mod autodiff;
+
+pub use autodiff::AutodiffError;
 pub mod kernel;
 pub mod codegen;
 pub mod rewrite;
