@@ -3,7 +3,8 @@
 //! reduce/broadcast algebra (a reduction of a broadcast, of a reduction, of a negation
 //! or of a constant multiple; matmul of a constant multiple). Guards follow the float
 //! policy in `rewrite/mod.rs`: a constant factor is only moved across a sum, a
-//! reduction or a matmul when it is finite and nonzero, so NaN/Inf patterns survive.
+//! reduction or a matmul when it is finite and > 0, so NaN/Inf patterns and the signs
+//! of zeros survive.
 
 use egg::Id;
 use kiln_ir::{BinaryOp, DType, ReduceOp, Shape, TensorType, UnaryOp};
@@ -33,11 +34,10 @@ pub(super) fn rules() -> Vec<Rule> {
         r("neg-out", &[bin(Mul), bin(Div)], neg_out),
         r("sub-neg", &[bin(Sub)], sub_neg),
         r("add-neg", &[bin(Add)], add_neg),
-        r("neg-sub", &[un(UnaryOp::Neg)], neg_sub),
         r("div-sqrt", &[bin(Div)], div_sqrt),
         r("recip-sqrt", &[un(UnaryOp::Recip)], recip_sqrt),
         r("mul-recip", &[bin(Mul)], mul_recip),
-        r("div-recip", &[bin(Div)], div_recip),
+        r("div-rsqrt", &[bin(Div)], div_rsqrt),
         r("sqrt-square", &[bin(Mul)], sqrt_square),
         r("factor", &[bin(Add), bin(Sub)], factor),
         r("reduce-expand", &all_reduces, reduce_expand),
@@ -241,17 +241,6 @@ fn add_neg(cx: &mut Cx) {
     }
 }
 
-/// -(a - b) -> b - a (differs only in the sign of a zero result).
-fn neg_sub(cx: &mut Cx) {
-    let inner: Vec<(Id, Id)> = cx.binary_in(cx.args()[0], Sub).collect();
-    for (a, b) in inner {
-        let mut r = cx.rhs();
-        let (ta, tb) = (r.class(a), r.class(b));
-        let out = r.binary(Sub, tb, ta);
-        cx.emit(r, out);
-    }
-}
-
 /// a / sqrt(b) -> a * rsqrt(b).
 fn div_sqrt(cx: &mut Cx) {
     let [a, d] = [cx.args()[0], cx.args()[1]];
@@ -289,17 +278,11 @@ fn mul_recip(cx: &mut Cx) {
     }
 }
 
-/// a / recip(b) -> a * b, a / rsqrt(b) -> a * sqrt(b).
-fn div_recip(cx: &mut Cx) {
+/// a / rsqrt(b) -> a * sqrt(b) (b = 0 and b = inf agree). Not `a / recip(b) -> a * b`:
+/// for b = -inf that one relies on `1/-inf` being -0, which the policy does not keep.
+fn div_rsqrt(cx: &mut Cx) {
     let [a, d] = [cx.args()[0], cx.args()[1]];
-    let recips: Vec<Id> = cx.unary_in(d, UnaryOp::Recip).collect();
     let rsqrts: Vec<Id> = cx.unary_in(d, UnaryOp::Rsqrt).collect();
-    for b in recips {
-        let mut r = cx.rhs();
-        let (ta, tb) = (r.class(a), r.class(b));
-        let out = r.binary(Mul, ta, tb);
-        cx.emit(r, out);
-    }
     for b in rsqrts {
         let mut r = cx.rhs();
         let (ta, tb) = (r.class(a), r.class(b));
@@ -323,15 +306,16 @@ fn sqrt_square(cx: &mut Cx) {
     }
 }
 
-/// k*b ± k*c -> k*(b ± c) for a finite nonzero constant k (for any other k the NaN
-/// pattern changes: inf*0 + inf*1 is NaN but inf*(0+1) is not).
+/// k*b ± k*c -> k*(b ± c) for a finite constant k > 0 (for any other k the NaN
+/// pattern changes: inf*0 + inf*1 is NaN but inf*(0+1) is not; and for k < 0 the
+/// sign of a zero: -1*1 + -1*-1 = +0 but -1*(1 + -1) = -0).
 fn factor(cx: &mut Cx) {
     let KOp::Binary(op) = cx.node.op else { return };
     let [l, rr] = [cx.args()[0], cx.args()[1]];
     let lefts = binary_any_order(cx, l, Mul);
     let rights = binary_any_order(cx, rr, Mul);
     for &(k, b) in &lefts {
-        if cx.safe_factor(k).is_none() {
+        if !cx.safe_factor(k).is_some_and(|v| v > 0.0) {
             continue;
         }
         for &(k2, c) in &rights {
@@ -355,7 +339,8 @@ fn reduce_payload(op: &KOp) -> Option<(ReduceOp, Vec<usize>, bool)> {
 }
 
 /// reduce_R(expand(x)): reduce x over the axes of R it really has, broadcast the
-/// result over the rest, and multiply a sum by the number of copies it added up.
+/// result over the rest, and multiply a sum by the number of copies it added up
+/// (`+ 0` keeps the sign of a zero result when x itself may be -0).
 fn reduce_expand(cx: &mut Cx) {
     let Some((op, axes, keepdims)) = reduce_payload(&cx.node.op) else {
         return;
@@ -409,6 +394,12 @@ fn reduce_expand(cx: &mut Cx) {
             let n = r.constant(copies as f64, &ty);
             t = r.binary(Mul, t, n);
         }
+        // A sum or mean accumulates from +0 and is never -0; x itself may be.
+        if matches!(op, ReduceOp::Sum | ReduceOp::Mean) && r2.is_empty() && !cx.data(x).no_negzero {
+            let ty = r.ty(t).clone();
+            let zero = r.constant(0.0, &ty);
+            t = r.binary(Add, t, zero);
+        }
         cx.emit(r, t);
     }
 }
@@ -454,7 +445,9 @@ fn reduce_reduce(cx: &mut Cx) {
     }
 }
 
-/// sum/mean(-x) -> -sum/mean(x); max(-x) -> -min(x); min(-x) -> -max(x) (exact).
+/// sum(-x) -> -sum(x) + 0 (the `+ 0`: a sum of zeros is +0, its negation -0);
+/// max(-x) -> -min(x); min(-x) -> -max(x) (exact). Not for mean: a tiny mean can
+/// underflow to either zero.
 fn reduce_neg(cx: &mut Cx) {
     let Some((op, axes, keepdims)) = reduce_payload(&cx.node.op) else {
         return;
@@ -462,8 +455,10 @@ fn reduce_neg(cx: &mut Cx) {
     let flipped = match op {
         ReduceOp::Max => ReduceOp::Min,
         ReduceOp::Min => ReduceOp::Max,
-        other => other,
+        ReduceOp::Sum => ReduceOp::Sum,
+        ReduceOp::Mean => return,
     };
+    let out_ty: TensorType = cx.ty(cx.class).clone();
     let inner: Vec<Id> = cx.unary_in(cx.args()[0], UnaryOp::Neg).collect();
     for x in inner {
         let mut r = cx.rhs();
@@ -476,33 +471,32 @@ fn reduce_neg(cx: &mut Cx) {
             },
             &[t],
         );
-        let out = r.unary(UnaryOp::Neg, red);
+        let mut out = r.unary(UnaryOp::Neg, red);
+        if op == ReduceOp::Sum {
+            let zero = r.constant(0.0, &out_ty);
+            out = r.binary(Add, out, zero);
+        }
         cx.emit(r, out);
     }
 }
 
-/// A constant multiple of an operand, `(x, c)`, with c finite and nonzero.
+/// A positive constant multiple of an operand, `(x, c)`, with c finite and > 0 (a
+/// negative factor would flip the sign of zero results and swap max and min).
 fn scaled_in(cx: &Cx, id: Id) -> Vec<(Id, f64)> {
     binary_any_order(cx, id, Mul)
         .into_iter()
         .filter_map(|(x, c)| match cx.konst(x) {
-            None => cx.safe_factor(c).map(|v| (x, v)),
+            None => cx.safe_factor(c).filter(|v| *v > 0.0).map(|v| (x, v)),
             Some(_) => None,
         })
         .collect()
 }
 
-/// sum/mean(x * c) -> sum/mean(x) * c for finite nonzero c; max/min(x * c) ->
-/// max/min(x) * c for finite c > 0 (exact: scaling by c > 0 is monotone).
+/// reduce(x * c) -> reduce(x) * c for a finite constant c > 0 (sum, mean, max, min;
+/// scaling by c > 0 is monotone, so max/min are exact).
 fn reduce_scale(cx: &mut Cx) {
-    let Some((op, _, _)) = reduce_payload(&cx.node.op) else {
-        return;
-    };
     let out_ty: TensorType = cx.ty(cx.class).clone();
     for (x, c) in scaled_in(cx, cx.args()[0]) {
-        if matches!(op, ReduceOp::Max | ReduceOp::Min) && c <= 0.0 {
-            continue;
-        }
         let mut r = cx.rhs();
         let t = r.class(x);
         let red = r.node(cx.node.op.clone(), &[t]);
@@ -512,7 +506,7 @@ fn reduce_scale(cx: &mut Cx) {
     }
 }
 
-/// (x * c) @ b -> (x @ b) * c and a @ (x * c) -> (a @ x) * c for finite nonzero c.
+/// (x * c) @ b -> (x @ b) * c and a @ (x * c) -> (a @ x) * c for finite c > 0.
 fn matmul_scale(cx: &mut Cx) {
     let [a, b] = [cx.args()[0], cx.args()[1]];
     let out_ty: TensorType = cx.ty(cx.class).clone();

@@ -1,10 +1,11 @@
 //! Simplify-phase rules: identities (`x+0`, `x*1`, `--x`, ...), guarded annihilators
 //! (`x*0`, `x-x` only for finite `x`), idempotent ops, small integer powers, exp/log
 //! pairs, and compositions/identities of movement ops and trivial reductions. Every
-//! rule here removes work; the guards follow the float policy in `rewrite/mod.rs`.
+//! rule here removes work; the guards follow the float policy in `rewrite/mod.rs`
+//! (NaN/Inf patterns and signed zeros are kept).
 //! Constant folding itself is done by the analysis (`language.rs`), not here.
 
-use kiln_ir::{BinaryOp, DType, UnaryOp};
+use kiln_ir::{BinaryOp, DType, ReduceOp, UnaryOp};
 
 use super::{reduce_kind, reduced_shape, Cx, Phase, Rule};
 use crate::rewrite::language::KOp;
@@ -18,14 +19,9 @@ fn r(name: &'static str, triggers: &[KOp], body: fn(&mut Cx)) -> Rule {
 pub(super) fn rules() -> Vec<Rule> {
     let bin = KOp::Binary;
     let un = KOp::Unary;
-    let reduces: Vec<KOp> = [
-        kiln_ir::ReduceOp::Sum,
-        kiln_ir::ReduceOp::Mean,
-        kiln_ir::ReduceOp::Max,
-        kiln_ir::ReduceOp::Min,
-    ]
-    .map(reduce_kind)
-    .to_vec();
+    let reduces: Vec<KOp> = [ReduceOp::Sum, ReduceOp::Mean, ReduceOp::Max, ReduceOp::Min]
+        .map(reduce_kind)
+        .to_vec();
     vec![
         r("add-zero", &[bin(Add)], add_zero),
         r("sub-zero", &[bin(Sub)], sub_zero),
@@ -83,25 +79,32 @@ fn with_const(cx: &Cx, v: f64) -> Vec<(egg::Id, egg::Id)> {
         .collect()
 }
 
-/// x + 0 -> x, 0 + x -> x (either signed zero; see the signed-zero policy).
+fn is_neg_zero(v: Option<f64>) -> bool {
+    v.is_some_and(|v| v.to_bits() == (-0.0f64).to_bits())
+}
+
+/// x + (-0) -> x always; x + (+0) -> x only when x is never -0 (-0 + +0 = +0).
 fn add_zero(cx: &mut Cx) {
-    for (x, _) in with_const(cx, 0.0) {
-        cx.emit_class(x);
+    for (x, z) in with_const(cx, 0.0) {
+        if is_neg_zero(cx.konst(z)) || cx.data(x).no_negzero {
+            cx.emit_class(x);
+        }
     }
 }
 
-/// x - 0 -> x.
+/// x - (+0) -> x always; x - (-0) -> x only when x is never -0.
 fn sub_zero(cx: &mut Cx) {
     let [x, z] = [cx.args()[0], cx.args()[1]];
-    if cx.konst(z) == Some(0.0) {
+    let k = cx.konst(z);
+    if k == Some(0.0) && (!is_neg_zero(k) || cx.data(x).no_negzero) {
         cx.emit_class(x);
     }
 }
 
-/// 0 - x -> -x.
+/// (-0) - x -> -x (with +0 it is wrong for x = +0: +0 - +0 = +0 but -(+0) = -0).
 fn zero_sub(cx: &mut Cx) {
     let [z, x] = [cx.args()[0], cx.args()[1]];
-    if cx.konst(z) == Some(0.0) && cx.konst(x).is_none() {
+    if is_neg_zero(cx.konst(z)) && cx.konst(x).is_none() {
         let mut r = cx.rhs();
         let t = r.class(x);
         let n = r.unary(UnaryOp::Neg, t);
@@ -128,11 +131,12 @@ fn mul_neg_one(cx: &mut Cx) {
     }
 }
 
-/// x * 0 -> 0, only when x is provably finite (i32/bool, bounded ops): for f32,
-/// NaN * 0 and inf * 0 are NaN.
+/// x * 0 -> 0 for i32, and for f32 only when x is provably finite (NaN * 0 and
+/// inf * 0 are NaN) and never negative or -0 (-1 * +0 = -0): masks, counts, iota.
 fn mul_zero(cx: &mut Cx) {
     for (x, z) in with_const(cx, 0.0) {
-        if cx.data(x).finite {
+        let d = cx.data(x);
+        if d.ty.dtype == DType::I32 || (d.finite && d.nonneg && d.no_negzero) {
             cx.emit_class(z);
         }
     }
@@ -199,10 +203,10 @@ fn abs_neg(cx: &mut Cx) {
     }
 }
 
-/// abs x -> x and relu x -> x when no element of x is negative.
+/// abs x -> x and relu x -> x when no element of x is negative or -0.
 fn nonneg_id(cx: &mut Cx) {
     let x = cx.args()[0];
-    if cx.data(x).nonneg {
+    if cx.data(x).nonneg && cx.data(x).no_negzero {
         cx.emit_class(x);
     }
 }
@@ -259,8 +263,8 @@ fn cast_bool_roundtrip(cx: &mut Cx) {
 }
 
 /// pow(x, n) for small integers n -> multiplications (and 1, x, 1/x, 1/(x*x));
-/// pow(x, 0.5) -> sqrt x for non-negative x; pow(x, -0.5) -> rsqrt x for positive x.
-/// (-0 and -inf are where powf and sqrt/rsqrt disagree.)
+/// pow(x, 0.5) -> sqrt x for x >= 0 that is never -0; pow(x, -0.5) -> rsqrt x for
+/// x > 0 (-0 and -inf are where powf and sqrt/rsqrt disagree).
 fn pow_int(cx: &mut Cx) {
     let KOp::Pow(bits) = cx.node.op else { return };
     let e = f64::from_bits(bits);
@@ -285,7 +289,7 @@ fn pow_int(cx: &mut Cx) {
     } else if e == -2.0 {
         let sq = r.binary(Mul, t, t);
         r.unary(UnaryOp::Recip, sq)
-    } else if e == 0.5 && data.nonneg {
+    } else if e == 0.5 && data.nonneg && data.no_negzero {
         r.unary(UnaryOp::Sqrt, t)
     } else if e == -0.5 && data.positive {
         r.unary(UnaryOp::Rsqrt, t)
@@ -305,12 +309,15 @@ fn exp_log(cx: &mut Cx) {
     }
 }
 
-/// log(exp x) -> x (exact where exp does not overflow/underflow; elsewhere the
-/// rewritten value is the mathematically right one, see the float policy).
+/// log(exp x) -> x for x never -0 (log(exp(-0)) = +0). Exact where exp does not
+/// overflow/underflow; elsewhere the rewritten value is the mathematically right one
+/// (see the float policy).
 fn log_exp(cx: &mut Cx) {
     let inner: Vec<_> = cx.unary_in(cx.args()[0], UnaryOp::Exp).collect();
     for x in inner {
-        cx.emit_class(x);
+        if cx.data(x).no_negzero {
+            cx.emit_class(x);
+        }
     }
 }
 
@@ -386,10 +393,11 @@ fn movement_id(cx: &mut Cx) {
     }
 }
 
-/// A reduction over no axes or only size-1 axes -> the operand (reshaped when the
-/// axes are dropped).
+/// A reduction over no axes or only size-1 axes: max/min -> the operand, sum/mean
+/// -> `operand + 0` (exactly what accumulating one element from +0 computes; the
+/// `+ 0` goes away when the operand is never -0). Reshaped when axes are dropped.
 fn reduce_trivial(cx: &mut Cx) {
-    let KOp::Reduce { axes, keepdims, .. } = &cx.node.op else {
+    let KOp::Reduce { op, axes, keepdims } = &cx.node.op else {
         return;
     };
     let x = cx.args()[0];
@@ -397,12 +405,15 @@ fn reduce_trivial(cx: &mut Cx) {
     if !axes.iter().all(|&a| shape.dims()[a] == 1) {
         return;
     }
-    if *keepdims || axes.is_empty() {
-        cx.emit_class(x);
-    } else {
-        let mut r = cx.rhs();
-        let t = r.class(x);
-        let n = r.node(KOp::Reshape(reduced_shape(&shape, axes, false)), &[t]);
-        cx.emit(r, n);
+    let mut r = cx.rhs();
+    let mut t = r.class(x);
+    if !*keepdims && !axes.is_empty() {
+        t = r.node(KOp::Reshape(reduced_shape(&shape, axes, false)), &[t]);
     }
+    if matches!(op, ReduceOp::Sum | ReduceOp::Mean) && !cx.data(x).no_negzero {
+        let ty = r.ty(t).clone();
+        let zero = r.constant(0.0, &ty);
+        t = r.binary(Add, t, zero);
+    }
+    cx.emit(r, t);
 }
