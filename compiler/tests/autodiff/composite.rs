@@ -142,23 +142,24 @@ fn composite_ops_match_their_closed_forms() {
     bind.insert("labels".into(), Value::from_i32([2], &[2, 0]).unwrap());
     let row = |r: usize| &xs[3 * r..3 * r + 3];
     let lse = |r: usize| row(r).iter().map(|v| v.exp()).sum::<f64>().ln();
-    let mut want: Vec<Vec<f64>> = Vec::new();
-    want.push((0..6).map(|i| (xs[i] - lse(i / 3)).exp()).collect());
-    want.push((0..6).map(|i| xs[i] - lse(i / 3)).collect());
-    want.push(vec![lse(0), lse(1)]);
-    want.push(vec![((lse(0) - xs[2]) + (lse(1) - xs[3])) / 2.0]);
-    want.push(vec![(0..6).map(|i| (xs[i] - ts[i]).powi(2)).sum::<f64>() / 6.0]);
     let bce = |x: f64, t: f64| -(t * (1.0 / (1.0 + (-x).exp())).ln() + (1.0 - t) * (1.0 / (1.0 + x.exp())).ln());
-    want.push(vec![(0..6).map(|i| bce(xs[i], ts[i])).sum::<f64>() / 6.0]);
     let ln = |i: usize| {
         let r = row(i / 3);
         let m = r.iter().sum::<f64>() / 3.0;
         let var = r.iter().map(|v| (v - m).powi(2)).sum::<f64>() / 3.0;
         (xs[i] - m) / (var + 1e-5).sqrt()
     };
-    want.push((0..6).map(ln).collect());
     let gelu = |x: f64| 0.5 * x * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (x + 0.044715 * x.powi(3))).tanh());
-    want.push(xs.iter().map(|&v| gelu(v)).collect());
+    let want: Vec<Vec<f64>> = vec![
+        (0..6).map(|i| (xs[i] - lse(i / 3)).exp()).collect(),
+        (0..6).map(|i| xs[i] - lse(i / 3)).collect(),
+        vec![lse(0), lse(1)],
+        vec![((lse(0) - xs[2]) + (lse(1) - xs[3])) / 2.0],
+        vec![(0..6).map(|i| (xs[i] - ts[i]).powi(2)).sum::<f64>() / 6.0],
+        vec![(0..6).map(|i| bce(xs[i], ts[i])).sum::<f64>() / 6.0],
+        (0..6).map(ln).collect(),
+        xs.iter().map(|&v| gelu(v)).collect(),
+    ];
     for (k, (o, w)) in outs.iter().zip(&want).enumerate() {
         let got = values(o, &bind);
         assert_eq!(got.len(), w.len(), "output {k}");

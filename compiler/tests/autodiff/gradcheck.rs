@@ -156,8 +156,8 @@ pub fn compare_with_fd(
         for (i, (&a, &f)) in ad.data.iter().zip(&fd).enumerate() {
             let err = (a - f).abs();
             let allowed = ABS_TOL * f0.abs().max(1.0) + REL_TOL * a.abs().max(f.abs());
-            // Written so that a NaN error fails too.
-            if !(err <= allowed) {
+            // A NaN error fails too.
+            if err.is_nan() || err > allowed {
                 return Err(format!(
                     "gradcheck failed for {w} ({}) element {i} (index {:?}): autodiff {a:e}, finite \
                      difference {f:e}, |diff| {err:e} > allowed {allowed:e} (loss {f0:e})",

@@ -264,7 +264,8 @@ fn movement_ops() {
 
 #[test]
 fn slices_with_steps_scatter_back() {
-    let cases: [(&[usize], &[usize], &[usize], &[usize]); 6] = [
+    type SliceCase<'a> = (&'a [usize], &'a [usize], &'a [usize], &'a [usize]);
+    let cases: [SliceCase; 6] = [
         (&[7], &[1], &[6], &[1]),
         (&[7], &[0], &[7], &[2]),
         (&[9], &[2], &[8], &[3]),

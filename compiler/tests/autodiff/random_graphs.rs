@@ -130,7 +130,7 @@ fn matmul(a: &Tensor, b: &Tensor) -> Tensor {
     let a = as2(a);
     // b: reshape to [k, n] matching a's inner dim, or use aᵀ-like fallback.
     let k = a.dims()[a.rank() - 1];
-    if b.numel() % k == 0 && b.numel() > 0 {
+    if b.numel() > 0 && b.numel().is_multiple_of(k) {
         a.matmul(&b.reshape([k, b.numel() / k]))
     } else {
         a.matmul(&a.t())
