@@ -88,10 +88,10 @@ fn hyperparameter_validation() {
 fn missing_and_inconsistent_hyperparameters_are_build_errors() {
     let b = GraphBuilder::new();
     let w = b.param("w", [4], Init::Zeros);
-    let refs = ParamRef::collect("test", &[w.clone()]).unwrap();
+    let refs = ParamRef::collect("test", std::slice::from_ref(&w)).unwrap();
     let mut grads = |p: &kiln_models::optim::EvalPoint| grad_inputs(&b, &refs, p);
     let ivon = by_name("ivon").unwrap();
-    let e = build_phase(ivon.as_ref(), Phase::Step, &b, &[w.clone()], &mut grads)
+    let e = build_phase(ivon.as_ref(), Phase::Step, &b, std::slice::from_ref(&w), &mut grads)
         .unwrap_err()
         .to_string();
     assert!(e.contains("`lr`") && e.contains("--set lr="), "{e}");
@@ -99,13 +99,13 @@ fn missing_and_inconsistent_hyperparameters_are_build_errors() {
 
     let mut sgd = by_name("sgd").unwrap();
     sgd.set("nesterov", 1.0).unwrap();
-    let e = build_phase(sgd.as_ref(), Phase::Step, &b, &[w.clone()], &mut grads)
+    let e = build_phase(sgd.as_ref(), Phase::Step, &b, std::slice::from_ref(&w), &mut grads)
         .unwrap_err()
         .to_string();
     assert!(e.contains("nesterov needs momentum > 0"), "{e}");
 
     let adam = by_name("adam").unwrap();
-    let e = build_phase(adam.as_ref(), Phase::Refresh, &b, &[w.clone()], &mut grads)
+    let e = build_phase(adam.as_ref(), Phase::Refresh, &b, std::slice::from_ref(&w), &mut grads)
         .unwrap_err()
         .to_string();
     assert!(e.contains("no refresh phase"), "{e}");
@@ -131,7 +131,7 @@ fn a_conflicting_source_name_is_reported() {
     let b = GraphBuilder::new();
     let w = b.param("w", [2], Init::Zeros);
     b.input("optim.lr", [2], DType::F32);
-    let refs = ParamRef::collect("sgd", &[w.clone()]).unwrap();
+    let refs = ParamRef::collect("sgd", std::slice::from_ref(&w)).unwrap();
     let sgd = by_name("sgd").unwrap();
     let e = build_phase(sgd.as_ref(), Phase::Step, &b, &[w], &mut |p| grad_inputs(&b, &refs, p))
         .unwrap_err()
@@ -144,7 +144,7 @@ fn state_names_are_hierarchical_checkpoint_keys_even_in_a_scope() {
     let b = GraphBuilder::new();
     let scoped = b.scope("mlp").scope(0);
     let w = scoped.param("weight", [3, 2], Init::Zeros);
-    let refs = ParamRef::collect("vsgd", &[w.clone()]).unwrap();
+    let refs = ParamRef::collect("vsgd", std::slice::from_ref(&w)).unwrap();
     assert_eq!(refs[0].name, "mlp.0.weight");
     let vsgd = by_name("vsgd").unwrap();
     build_phase(vsgd.as_ref(), Phase::Step, &scoped, &[w], &mut |p| {
@@ -245,11 +245,7 @@ fn runtime_hyperparameters_never_change_the_graph_structural_ones_do() {
                 continue;
             }
             let cur = o.get(k).unwrap();
-            let new = if cur == 0.0 {
-                1.0
-            } else {
-                (cur * 0.5).max(0.51).min(0.99)
-            };
+            let new = if cur == 0.0 { 1.0 } else { (cur * 0.5).clamp(0.51, 0.99) };
             if spec.rule.accepts(new) {
                 o.set(k, new).unwrap();
             }

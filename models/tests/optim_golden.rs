@@ -3,6 +3,9 @@
 //! optimizer's evaluation points, run by the reference interpreter) and through
 //! `optim::replay` (a JSON trace with the gradients as inputs).
 
+// The golden literals are copied verbatim from the research notes.
+#![allow(clippy::excessive_precision)]
+
 mod optim_util;
 
 use std::collections::HashMap;

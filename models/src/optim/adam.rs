@@ -68,9 +68,15 @@ pub struct Adam {
     decoupled: bool,
 }
 
+impl Default for Adam {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Adam {
     /// Adam with coupled L2 weight decay (default 0).
-    pub fn adam() -> Self {
+    pub fn new() -> Self {
         Adam {
             hyper: Hyper::new("adam", ADAM),
             decoupled: false,

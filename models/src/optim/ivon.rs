@@ -126,7 +126,7 @@ pub(crate) fn ivon_update(
     let h_new = &(&(h * &s("beta2")?) + &(hhat * &s("one_minus_beta2")?)) + &correction;
     let step = &(&(&mom_new / &s("debias")?) + &(m * &delta)) / &(&h_new + &delta);
     let clip = s("clip")?;
-    let clipped = step.maximum(&clip.neg()).minimum(&clip);
+    let clipped = step.maximum(clip.neg()).minimum(&clip);
     let m_new = m - &(&clipped * &s("lr_eff")?);
     b.update(mom, &mom_new);
     b.update(h, &h_new);

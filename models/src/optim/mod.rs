@@ -113,7 +113,7 @@ pub const OPTIMIZERS: &[&str] = &[
 pub fn by_name(name: &str) -> Result<Box<dyn Optimizer>, OptimError> {
     Ok(match name {
         "sgd" => Box::new(Sgd::new()),
-        "adam" => Box::new(Adam::adam()),
+        "adam" => Box::new(Adam::new()),
         "adamw" => Box::new(Adam::adamw()),
         "vsgd" => Box::new(Vsgd::new()),
         "constant-vsgd" => Box::new(ConstantVsgd::new()),
