@@ -18,7 +18,7 @@ use super::error::{DataError, Result};
 use super::rng;
 
 /// One mini-batch: `batch_size` rows of features and labels, the first `valid` real.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Batch {
     /// `[batch_size, ...sample_shape]` row-major.
     pub features: Vec<f32>,
@@ -63,7 +63,7 @@ impl Batch {
         self.features.clear();
         self.features.resize(batch_size * d, 0.0);
         self.labels.clear();
-        self.labels.resize(batch_size, 0);
+        self.labels.resize(batch_size, 1);
         self.shape.clear();
         self.shape.push(batch_size);
         self.shape.extend_from_slice(data.sample_shape());
@@ -74,16 +74,6 @@ impl Batch {
             let (x, y) = data.example(i);
             self.features[row * d..(row + 1) * d].copy_from_slice(x);
             self.labels[row] = y;
-        }
-    }
-
-    fn empty() -> Batch {
-        Batch {
-            features: Vec::new(),
-            labels: Vec::new(),
-            shape: Vec::new(),
-            valid: 0,
-            indices: Vec::new(),
         }
     }
 }
@@ -190,7 +180,7 @@ impl Iterator for TrainBatches<'_> {
     type Item = Batch;
 
     fn next(&mut self) -> Option<Batch> {
-        let mut batch = Batch::empty();
+        let mut batch = Batch::default();
         self.next_into(&mut batch).then_some(batch)
     }
 
@@ -221,7 +211,7 @@ impl Iterator for EvalBatches<'_> {
     type Item = Batch;
 
     fn next(&mut self) -> Option<Batch> {
-        let mut batch = Batch::empty();
+        let mut batch = Batch::default();
         self.next_into(&mut batch).then_some(batch)
     }
 

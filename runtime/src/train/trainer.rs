@@ -16,7 +16,7 @@ use thiserror::Error;
 
 use super::checkpoint::{Checkpoint, CheckpointError};
 use super::metrics::{EpochMetrics, RunMetrics};
-use crate::data::{Batch, DataError, Splits};
+use crate::data::{Batch, DataError, Dataset, Splits};
 
 #[derive(Debug, Error)]
 pub enum TrainError {
@@ -47,6 +47,18 @@ pub trait TrainTask {
     fn load_state(&mut self, checkpoint: &Checkpoint) -> Result<(), TrainError>;
     /// Seconds spent compiling so far (reported in the first epoch's summary).
     fn compile_seconds(&self) -> f64;
+    /// Called before each epoch's first step (outer loops such as SVRG's full-gradient
+    /// refresh run here). `seed` and `epoch` key any data order it needs.
+    fn on_epoch_start(
+        &mut self,
+        train: &Dataset,
+        batch_size: usize,
+        seed: u64,
+        epoch: usize,
+    ) -> Result<(), TrainError> {
+        let _ = (train, batch_size, seed, epoch);
+        Ok(())
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -93,10 +105,13 @@ pub fn train(
         }
     }
     let steps_per_epoch = data.train.train_steps_per_epoch(config.batch_size) as u64;
-    let mut batch = empty_batch();
+    let mut batch = Batch::default();
+    // Compile time not yet reported: the first epoch run in this process reports the
+    // compile that happened before it.
+    let mut compile_reported = 0.0;
     for epoch in first_epoch..=config.epochs {
         let started = Instant::now();
-        let compile_before = task.compile_seconds();
+        task.on_epoch_start(&data.train, config.batch_size, config.seed, epoch)?;
         let bar = progress_bar(config, epoch, steps_per_epoch);
         let mut loss_sum = 0.0;
         let mut steps = 0u64;
@@ -129,8 +144,9 @@ pub fn train(
             test_accuracy,
             seconds: started.elapsed().as_secs_f64(),
             steps,
-            compile_seconds: task.compile_seconds() - compile_before,
+            compile_seconds: task.compile_seconds() - compile_reported,
         };
+        compile_reported = task.compile_seconds();
         if config.verbose {
             let compile = if m.compile_seconds > 0.0005 {
                 format!("  (compile {:.2} s)", m.compile_seconds)
@@ -156,7 +172,7 @@ pub fn train(
 /// Mean loss and accuracy over the whole test split (padded last batch masked out).
 pub fn evaluate(task: &mut dyn TrainTask, data: &Splits, batch_size: usize) -> Result<(f64, f64), TrainError> {
     let mut batches = data.test.eval_batches(batch_size)?;
-    let mut batch = empty_batch();
+    let mut batch = Batch::default();
     let (mut loss, mut correct, mut n) = (0.0, 0usize, 0usize);
     while batches.next_into(&mut batch) {
         let (l, c) = task.eval_batch(&batch)?;
@@ -166,16 +182,6 @@ pub fn evaluate(task: &mut dyn TrainTask, data: &Splits, batch_size: usize) -> R
     }
     let n = n.max(1) as f64;
     Ok((loss / n, correct as f64 / n))
-}
-
-fn empty_batch() -> Batch {
-    Batch {
-        features: Vec::new(),
-        labels: Vec::new(),
-        shape: Vec::new(),
-        valid: 0,
-        indices: Vec::new(),
-    }
 }
 
 fn counter(ck: &Checkpoint, name: &str) -> Result<i64, TrainError> {
