@@ -9,6 +9,8 @@ pub use kiln_ir as ir;
 pub use kiln_models as models;
 pub use kiln_runtime as runtime;
 
+pub mod step;
+
 /// What a model author needs: the DSL, dtypes, inits, the interpreter, autodiff.
 pub mod prelude {
     pub use kiln_compiler::autodiff::{grad, grad_tensors};

@@ -1,0 +1,313 @@
+//! Training-step assembly (`kiln::step`): golden vectors through model + autodiff +
+//! optimizer in one graph (the gradient comes from autodiff at the optimizer's
+//! evaluation points), and smoke tests: every optimizer lowers the loss of logistic
+//! regression and of a small MLP on synthetic data, run by the reference interpreter.
+
+use std::collections::HashMap;
+
+use kiln::step::{bind_scalars, build_step, StepGraphs, LOSS};
+use kiln_ir::init::initial_bindings;
+use kiln_ir::interp::{apply_updates, evaluate};
+use kiln_ir::{Bindings, DType, Graph, GraphBuilder, Init, Tensor, Value};
+use kiln_models::nets::{LogReg, Mlp, Model};
+use kiln_models::optim::{by_name, noise_input_name, NoiseSource, Optimizer, Phase, OPTIMIZERS};
+
+fn opt(name: &str, hyper: &[(&str, f64)]) -> Box<dyn Optimizer> {
+    let mut o = by_name(name).unwrap();
+    for (k, v) in hyper {
+        o.set(k, *v).unwrap();
+    }
+    o
+}
+
+fn vec3(x: &[f64]) -> Value {
+    Value::new([x.len()], DType::F32, x.to_vec()).unwrap()
+}
+
+/// Initial bindings of every param and state of all graphs.
+fn init(graphs: &StepGraphs) -> Bindings {
+    let mut b = initial_bindings(&graphs.step, 1);
+    if let Some(r) = &graphs.refresh {
+        for (k, v) in initial_bindings(r, 1) {
+            b.entry(k).or_insert(v);
+        }
+    }
+    b
+}
+
+fn run(graph: &Graph, bindings: &mut Bindings) -> f64 {
+    let eval = evaluate(graph, bindings).unwrap();
+    apply_updates(graph, &eval, bindings);
+    eval.output(graph, LOSS).map_or(f64::NAN, |v| v.data[0])
+}
+
+// ------------------------------------------------ golden vectors through autodiff
+
+/// ½ Σ a (w − c)², the toy loss of ivon_poco.md §6, with a and c as data inputs.
+fn quadratic(b: &GraphBuilder) -> Tensor {
+    let w = b.param("w", [3], Init::Zeros);
+    let a = b.input("a", [3], DType::F32);
+    let c = b.input("c", [3], DType::F32);
+    (&a * &(&w - &c).square()).sum_all() * 0.5
+}
+
+#[test]
+fn ivon_case_a_through_autodiff() {
+    let mut o = opt("ivon", &[("lr", 0.1), ("ess", 100.0)]);
+    o.set_noise_source(NoiseSource::Input).unwrap();
+    let graphs = build_step(o.as_ref(), &quadratic).unwrap();
+    let mut bind = init(&graphs);
+    bind.insert("w".into(), vec3(&[0.1, -0.2, 0.3]));
+    bind.insert("a".into(), vec3(&[1.0, 2.0, 0.5]));
+    bind.insert("c".into(), vec3(&[0.5, -1.0, 2.0]));
+    let z = [[0.5, -1.0, 1.5], [-0.3, 0.8, -1.2], [1.1, 0.2, -0.7]];
+    for (t, zt) in z.iter().enumerate() {
+        bind.insert(noise_input_name("w", ""), vec3(zt));
+        bind_scalars(&graphs.step, &o.scalars(t as u64 + 1).unwrap(), &mut bind).unwrap();
+        run(&graphs.step, &mut bind);
+    }
+    let want = [0.20397866021181169, -0.61476626375689236, 0.54186817702816892];
+    for i in 0..3 {
+        assert!(
+            (bind["w"].data[i] - want[i]).abs() < 1e-13,
+            "m3[{i}] = {}",
+            bind["w"].data[i]
+        );
+    }
+}
+
+#[test]
+fn svrg_golden_through_autodiff() {
+    let sa = [[1.0, 2.0, 0.5], [0.5, 1.0, 2.0], [2.0, 0.5, 1.0], [1.0, 1.0, 1.0]];
+    let sc = [[0.5, -1.0, 2.0], [-1.0, 0.0, 1.0], [0.0, 1.0, -1.0], [1.0, 0.5, 0.0]];
+    let o = opt("svrg", &[("lr", 0.2), ("alpha", 1.0)]);
+    let graphs = build_step(o.as_ref(), &quadratic).unwrap();
+    let refresh = graphs.refresh.as_ref().unwrap();
+    assert!(graphs.step.output("loss@snapshot").is_some());
+    let mut bind = init(&graphs);
+    bind.insert("w".into(), vec3(&[0.1, -0.2, 0.3]));
+    let mut t = 0;
+    for order in [[2usize, 0], [3, 1]] {
+        for j in 0..4 {
+            bind.insert("a".into(), vec3(&sa[j]));
+            bind.insert("c".into(), vec3(&sc[j]));
+            bind_scalars(refresh, &o.refresh_scalars(0, j == 0, 0.25).unwrap(), &mut bind).unwrap();
+            run(refresh, &mut bind);
+        }
+        for i in order {
+            t += 1;
+            bind.insert("a".into(), vec3(&sa[i]));
+            bind.insert("c".into(), vec3(&sc[i]));
+            bind_scalars(&graphs.step, &o.scalars(t).unwrap(), &mut bind).unwrap();
+            run(&graphs.step, &mut bind);
+        }
+    }
+    let want = [0.18058875, -0.21376, 0.39152];
+    for i in 0..3 {
+        assert!(
+            (bind["w"].data[i] - want[i]).abs() < 1e-13,
+            "theta[{i}] = {}",
+            bind["w"].data[i]
+        );
+    }
+}
+
+#[test]
+fn ivon_poco_golden_through_autodiff() {
+    let sa = [[1.0, 2.0, 0.5], [0.5, 1.0, 2.0], [2.0, 0.5, 1.0], [1.0, 1.0, 1.0]];
+    let sc = [[0.5, -1.0, 2.0], [-1.0, 0.0, 1.0], [0.0, 1.0, -1.0], [1.0, 0.5, 0.0]];
+    let mut o = opt(
+        "ivon-poco",
+        &[("lr", 0.1), ("ess", 4.0), ("beta2", 0.99), ("weight_decay", 0.01)],
+    );
+    o.set_noise_source(NoiseSource::Input).unwrap();
+    let graphs = build_step(o.as_ref(), &quadratic).unwrap();
+    let refresh = graphs.refresh.as_ref().unwrap();
+    let mut bind = init(&graphs);
+    bind.insert("w".into(), vec3(&[0.1, -0.2, 0.3]));
+    bind.insert("w.ivon_poco.hess".into(), vec3(&[1.0, 1.5, 0.8]));
+    bind.insert(noise_input_name("w", ""), vec3(&[0.3, -0.6, 0.9]));
+    for j in 0..4 {
+        bind.insert("a".into(), vec3(&sa[j]));
+        bind.insert("c".into(), vec3(&sc[j]));
+        bind_scalars(refresh, &o.refresh_scalars(j as u64, j == 0, 0.25).unwrap(), &mut bind).unwrap();
+        run(refresh, &mut bind);
+    }
+    bind.insert("w".into(), vec3(&[0.2, -0.1, 0.5]));
+    bind.insert("w.ivon_poco.hess".into(), vec3(&[1.2, 1.4, 0.9]));
+    bind.insert("w.ivon_poco.momentum".into(), vec3(&[0.05, -0.02, 0.1]));
+    bind.insert("a".into(), vec3(&sa[2]));
+    bind.insert("c".into(), vec3(&sc[2]));
+    bind.insert(noise_input_name("w", ""), vec3(&[0.5, -1.0, 1.5]));
+    bind.insert(noise_input_name("w", "anchor"), vec3(&[-0.3, 0.8, -1.2]));
+    bind_scalars(&graphs.step, &o.scalars(5).unwrap(), &mut bind).unwrap();
+    run(&graphs.step, &mut bind);
+    let want = [0.17062513042997338, -0.089033320828760046, 0.41586457357283274];
+    for i in 0..3 {
+        assert!(
+            (bind["w"].data[i] - want[i]).abs() < 1e-10,
+            "m_new[{i}] = {}",
+            bind["w"].data[i]
+        );
+    }
+}
+
+// --------------------------------------------------------------- smoke tests
+
+const FEATURES: usize = 4;
+const CLASSES: usize = 3;
+const N: usize = 48;
+
+/// Three Gaussian blobs in 4-D, 16 examples each, deterministic.
+fn blobs() -> (Vec<f64>, Vec<f64>) {
+    let mut state: u64 = 0x1234_5678;
+    let mut normal = || {
+        let mut u = || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((state >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+        };
+        let (u1, u2) = (u(), u());
+        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+    };
+    let centers = [[1.5, 0.0, -1.0, 0.5], [-1.0, 1.5, 0.5, -0.5], [0.0, -1.5, 1.0, 1.0]];
+    let (mut x, mut y) = (Vec::new(), Vec::new());
+    for i in 0..N {
+        let c = i % CLASSES;
+        for f in 0..FEATURES {
+            x.push(centers[c][f] + 0.6 * normal());
+        }
+        y.push(c as f64);
+    }
+    (x, y)
+}
+
+fn classifier(model: &dyn Model, batch: usize) -> impl Fn(&GraphBuilder) -> Tensor + '_ {
+    move |b: &GraphBuilder| {
+        let x = b.input("x", [batch, FEATURES], DType::F32);
+        let y = b.input("y", [batch], DType::I32);
+        model.forward(b, &x).cross_entropy(&y)
+    }
+}
+
+fn set_batch(bind: &mut Bindings, data: &(Vec<f64>, Vec<f64>), rows: std::ops::Range<usize>) {
+    let n = rows.len();
+    let x = data.0[rows.start * FEATURES..rows.end * FEATURES].to_vec();
+    bind.insert("x".into(), Value::new([n, FEATURES], DType::F32, x).unwrap());
+    bind.insert("y".into(), Value::new([n], DType::I32, data.1[rows].to_vec()).unwrap());
+}
+
+/// The full-data loss at the current parameters (IVON: at the mean).
+fn full_loss(model: &dyn Model, bind: &Bindings, data: &(Vec<f64>, Vec<f64>)) -> f64 {
+    let b = GraphBuilder::new();
+    let l = classifier(model, N)(&b);
+    b.output(LOSS, &l);
+    let g = b.finish().unwrap();
+    let mut eb = bind.clone();
+    set_batch(&mut eb, data, 0..N);
+    evaluate(&g, &eb).unwrap().output(&g, LOSS).unwrap().data[0]
+}
+
+fn smoke_hyper(name: &str) -> Vec<(&'static str, f64)> {
+    match name {
+        "sgd" => vec![("lr", 0.3), ("momentum", 0.9)],
+        "adam" | "adamw" => vec![("lr", 0.05)],
+        "vsgd" | "constant-vsgd" => vec![("lr", 0.05)],
+        "ivon" => vec![("lr", 0.3), ("ess", 1000.0), ("beta2", 0.999), ("mc_samples", 2.0)],
+        "svrg" => vec![("lr", 0.3)],
+        "ivon-poco" => vec![("lr", 0.3), ("ess", 1000.0), ("beta2", 0.999), ("alpha", 0.5)],
+        _ => unreachable!(),
+    }
+}
+
+/// Train `model` with every optimizer for 40 steps and require the full-data loss to
+/// drop below `ratio` times its initial value. SVRG and IVON-PoCo take mini-batches of
+/// 12 with a full refresh (4 micro-batches) every 4 steps; the others full batches.
+fn smoke(model: &dyn Model, ratio: f64) {
+    let data = blobs();
+    for name in OPTIMIZERS {
+        let o = opt(name, &smoke_hyper(name));
+        let minibatch = o.phases().contains(&Phase::Refresh);
+        let batch = if minibatch { 12 } else { N };
+        let graphs = build_step(o.as_ref(), &classifier(model, batch)).unwrap();
+        let mut bind = init(&graphs);
+        let before = full_loss(model, &bind, &data);
+        for t in 1..=40u64 {
+            if let Some(refresh) = &graphs.refresh {
+                if (t - 1) % 4 == 0 {
+                    for j in 0..4 {
+                        set_batch(&mut bind, &data, j * 12..(j + 1) * 12);
+                        let s = o.refresh_scalars(t + j as u64, j == 0, 0.25).unwrap();
+                        bind_scalars(refresh, &s, &mut bind).unwrap();
+                        run(refresh, &mut bind);
+                    }
+                }
+            }
+            let rows = if minibatch {
+                let j = (t as usize - 1) % 4;
+                j * 12..(j + 1) * 12
+            } else {
+                0..N
+            };
+            set_batch(&mut bind, &data, rows);
+            bind_scalars(&graphs.step, &o.scalars(t).unwrap(), &mut bind).unwrap();
+            let loss = run(&graphs.step, &mut bind);
+            assert!(loss.is_finite(), "{name}: loss {loss} at step {t}");
+        }
+        let after = full_loss(model, &bind, &data);
+        eprintln!(
+            "{name:>14} on {}: full-data loss {before:.4} -> {after:.4}",
+            model.name()
+        );
+        assert!(
+            after < ratio * before,
+            "{name} on {}: loss {before:.4} -> {after:.4}, expected below {:.4}",
+            model.name(),
+            ratio * before
+        );
+    }
+}
+
+#[test]
+fn every_optimizer_trains_logistic_regression() {
+    smoke(
+        &LogReg {
+            features: FEATURES,
+            classes: CLASSES,
+        },
+        0.25,
+    );
+}
+
+#[test]
+fn every_optimizer_trains_a_small_mlp() {
+    smoke(
+        &Mlp {
+            features: FEATURES,
+            hidden: vec![8],
+            classes: CLASSES,
+        },
+        0.25,
+    );
+}
+
+#[test]
+fn ivon_loss_output_is_at_the_sampled_weights() {
+    // With a huge posterior variance the sampled loss differs from the loss at the mean.
+    let model = LogReg {
+        features: FEATURES,
+        classes: CLASSES,
+    };
+    let o = opt("ivon", &[("lr", 0.1), ("ess", 1e-2), ("seed", 3.0)]);
+    let graphs = build_step(o.as_ref(), &classifier(&model, N)).unwrap();
+    let data = blobs();
+    let mut bind = init(&graphs);
+    let at_mean = full_loss(&model, &bind, &data);
+    set_batch(&mut bind, &data, 0..N);
+    bind_scalars(&graphs.step, &o.scalars(1).unwrap(), &mut bind).unwrap();
+    let sampled = run(&graphs.step, &mut bind);
+    assert!((sampled - at_mean).abs() > 1e-3, "sampled {sampled} vs mean {at_mean}");
+    let unbound = bind_scalars(&graphs.step, &[], &mut HashMap::new());
+    assert!(unbound.unwrap_err().to_string().contains("optim."));
+}
