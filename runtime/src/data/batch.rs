@@ -63,7 +63,7 @@ impl Batch {
         self.features.clear();
         self.features.resize(batch_size * d, 0.0);
         self.labels.clear();
-        self.labels.resize(batch_size, 1);
+        self.labels.resize(batch_size, 0);
         self.shape.clear();
         self.shape.push(batch_size);
         self.shape.extend_from_slice(data.sample_shape());
