@@ -1,15 +1,18 @@
 //! kiln: a compiler-style autodiff and fused-kernel generator.
 //!
-//! This facade re-exports the workspace crates and a [`prelude`]; the `kiln` binary
-//! (src/main.rs, src/cli/) is built on top of it. The facade owns no logic of its own
-//! beyond tying the crates together.
+//! This facade re-exports the workspace crates and a [`prelude`], and holds the glue
+//! that needs several crates at once: [`step`] assembles model + autodiff + optimizer
+//! into one training-step graph, [`train_task`] compiles it and plugs it into the
+//! runtime's trainer loop. The `kiln` binary (src/main.rs, src/cli/) is built on top.
 
 pub use kiln_compiler as compiler;
 pub use kiln_ir as ir;
 pub use kiln_models as models;
 pub use kiln_runtime as runtime;
 
+pub mod compiled_executor;
 pub mod step;
+pub mod train_task;
 
 /// What a model author needs: the DSL, dtypes, inits, the interpreter, autodiff.
 pub mod prelude {

@@ -2,6 +2,8 @@
 //! uses `anyhow` for errors; it owns presentation, not logic.
 
 mod graph;
+mod optim;
+mod train;
 
 use clap::{Parser, Subcommand};
 
@@ -23,10 +25,16 @@ struct Cli {
 enum Command {
     /// Print the IR of a built-in model (forward, loss and optionally the backward pass).
     Graph(graph::GraphArgs),
+    /// Train a built-in model (default: MLP + VSGD on the embedded Fashion-MNIST subset).
+    Train(train::TrainArgs),
+    /// Optimizer tools: `kiln optim replay --trace FILE.json`.
+    Optim(optim::OptimArgs),
 }
 
 pub fn run() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Graph(args) => graph::run(&args),
+        Command::Train(args) => train::run(&args),
+        Command::Optim(args) => optim::run(&args),
     }
 }
