@@ -402,11 +402,8 @@ impl Executable {
             }
         }
         if self.poison {
-            let p = &self.compiled.program;
-            for (i, b) in p.buffers.iter().enumerate() {
-                if matches!(b.role, BufferRole::Output(_) | BufferRole::Temp) && b.storage == Storage::Own {
-                    self.buffers.poison(BufferId(i as u32));
-                }
+            for id in poisonable(&self.compiled.program) {
+                self.buffers.poison(id);
             }
         }
         run_program(
@@ -425,4 +422,35 @@ impl Executable {
         }
         Ok(out)
     }
+}
+
+/// Own buffers holding only outputs and intermediates: no param, state or input lives
+/// in them (through views), so overwriting them before a run loses nothing.
+fn poisonable(p: &Program) -> Vec<BufferId> {
+    let root = |mut i: usize| {
+        let mut hops = 0;
+        while let Storage::View { base, .. } = &p.buffers[i].storage {
+            i = base.0 as usize;
+            hops += 1;
+            if hops > p.buffers.len() {
+                break;
+            }
+        }
+        i
+    };
+    let mut keep = vec![false; p.buffers.len()];
+    for (i, b) in p.buffers.iter().enumerate() {
+        if matches!(
+            b.role,
+            BufferRole::Param(_) | BufferRole::State(_) | BufferRole::Input(_)
+        ) {
+            keep[root(i)] = true;
+        }
+    }
+    p.buffers
+        .iter()
+        .enumerate()
+        .filter(|(i, b)| b.storage == Storage::Own && !keep[*i])
+        .map(|(i, _)| BufferId(i as u32))
+        .collect()
 }

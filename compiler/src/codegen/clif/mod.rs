@@ -309,3 +309,110 @@ pub fn compile_loop_kernel(
         },
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernel::{Buffer, BufferRole, IndexExpr, Stage, Storage, Store, ValueId};
+    use kiln_ir::BinaryOp;
+
+    fn axpy(n: usize, transposed: bool) -> Program {
+        let buf = |role| Buffer {
+            len: n * 3,
+            dtype: DType::F32,
+            role,
+            storage: Storage::Own,
+        };
+        let idx = IndexExpr::Var(0).mul(n as i64).add(IndexExpr::Var(1));
+        let x_idx = if transposed {
+            IndexExpr::Var(1).mul(3).add(IndexExpr::Var(0))
+        } else {
+            idx.clone()
+        };
+        let load = |b: u32, index| Inst::Load {
+            buf: BufferId(b),
+            index,
+            guards: vec![],
+            fill: 0.0,
+        };
+        Program {
+            buffers: vec![
+                buf(BufferRole::Input("x".into())),
+                buf(BufferRole::Input("y".into())),
+                buf(BufferRole::Output("z".into())),
+            ],
+            kernels: vec![Kernel::Loop(LoopKernel {
+                name: "axpy".into(),
+                nodes: vec![],
+                outer: vec![3, n],
+                stages: vec![Stage {
+                    inner: vec![],
+                    insts: vec![
+                        (ValueId(0), load(0, x_idx)),
+                        (ValueId(1), load(1, idx.clone())),
+                        (
+                            ValueId(2),
+                            Inst::Binary {
+                                op: BinaryOp::Mul,
+                                a: ValueId(0),
+                                b: ValueId(0),
+                            },
+                        ),
+                        (
+                            ValueId(3),
+                            Inst::Binary {
+                                op: BinaryOp::Add,
+                                a: ValueId(2),
+                                b: ValueId(1),
+                            },
+                        ),
+                    ],
+                    accumulators: vec![],
+                    stores: vec![Store {
+                        buf: BufferId(2),
+                        index: idx,
+                        value: ValueId(3),
+                    }],
+                }],
+            })],
+            ..Program::default()
+        }
+    }
+
+    fn text(p: &Program, options: &ClifOptions) -> (String, KernelAbi) {
+        let isa = native_isa(options).unwrap();
+        let code = compile_program(p, isa.as_ref(), options).unwrap();
+        match &code.kernels[0] {
+            ClifCode::Loop(k) => (k.function.display().to_string(), k.abi.clone()),
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn fma_only_when_the_isa_has_it_and_vectors_only_when_allowed() {
+        let isa = native_isa(&ClifOptions::default()).unwrap();
+        let simd = isa_has_simd(isa.as_ref());
+        let p = axpy(17, false);
+        let (t, abi) = text(&p, &ClifOptions::default());
+        assert_eq!(t.contains(" fma "), isa_has_fma(isa.as_ref()), "{t}");
+        assert_eq!(abi.lanes == 4, simd);
+        assert_eq!(t.contains("f32x4"), simd);
+        let (t, _) = text(&p, &ClifOptions { simd: true, fma: false });
+        assert!(!t.contains(" fma "), "{t}");
+        assert!(t.contains("fmul") && t.contains("fadd"));
+        let (t, abi) = text(&p, &ClifOptions { simd: false, fma: true });
+        assert!(!t.contains("f32x4") && abi.lanes == 1);
+        assert_eq!(abi.scalar_reason.as_deref(), Some("SIMD disabled (options or ISA)"));
+    }
+
+    #[test]
+    fn strided_access_in_the_vector_variable_falls_back_to_scalar() {
+        let (t, abi) = text(&axpy(17, true), &ClifOptions::default());
+        assert_eq!(abi.lanes, 1);
+        assert!(!t.contains("f32x4"));
+        assert!(abi.scalar_reason.unwrap().contains("Affine(3)"));
+        assert_eq!(abi.outer_total, 51);
+        assert_eq!(abi.reads, vec![BufferId(0), BufferId(1)]);
+        assert_eq!(abi.writes, vec![BufferId(2)]);
+    }
+}
