@@ -41,7 +41,7 @@ impl Batch {
     /// `[batch_size, feature_dim]`: the shape of `features` viewed as a matrix.
     pub fn flat_shape(&self) -> [usize; 2] {
         let b = self.batch_size();
-        [b, if b == 0 { 0 } else { self.features.len() / b }]
+        [b, self.features.len().checked_div(b).unwrap_or(0)]
     }
 
     /// Whether every row is real.
