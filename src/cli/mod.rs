@@ -1,7 +1,9 @@
 //! Argument parsing (clap derive) and dispatch to one file per subcommand. The CLI
 //! uses `anyhow` for errors; it owns presentation, not logic.
 
+mod bench;
 mod graph;
+mod inspect;
 mod optim;
 mod train;
 
@@ -25,6 +27,10 @@ struct Cli {
 enum Command {
     /// Print the IR of a built-in model (forward, loss and optionally the backward pass).
     Graph(graph::GraphArgs),
+    /// Print or dump any compile stage of a model's training step (graph .. kernels .. PTX).
+    Inspect(inspect::InspectArgs),
+    /// Measure optimizer and training steps, fused vs unfused.
+    Bench(bench::BenchArgs),
     /// Train a built-in model (default: MLP + VSGD on the embedded Fashion-MNIST subset).
     Train(train::TrainArgs),
     /// Optimizer tools: `kiln optim replay --trace FILE.json`.
@@ -34,6 +40,8 @@ enum Command {
 pub fn run() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Graph(args) => graph::run(&args),
+        Command::Inspect(args) => inspect::run(&args),
+        Command::Bench(args) => bench::run(&args),
         Command::Train(args) => train::run(&args),
         Command::Optim(args) => optim::run(&args),
     }
