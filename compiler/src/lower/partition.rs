@@ -88,12 +88,38 @@ impl Roles {
     }
 }
 
-/// Nodes cheap enough to recompute in every kernel that needs them.
+/// Recomputing an elementwise node in another kernel is cheaper than storing it and
+/// loading it back when it takes at most this many ops from loads (memory-bound
+/// kernels: a few flops per element cost less than 8 bytes of traffic).
+pub(crate) const RECOMPUTE_OPS: usize = 8;
+
+/// Nodes cheap enough to recompute in every kernel that needs them: views, one-hot,
+/// constants, one-element values, and small elementwise expressions of loads.
 fn cheap(g: &Graph, id: NodeId) -> bool {
     let n = g.node(id);
     n.op.is_movement()
         || matches!(n.op, Op::Iota { .. } | Op::OneHot { .. } | Op::Const { .. })
         || (n.shape().numel() <= 1 && n.op.is_elementwise())
+        || (n.op.is_elementwise() && inline_ops(g, id, &mut HashSet::new()) <= RECOMPUTE_OPS)
+}
+
+/// Ops in the elementwise expression under `id` (stopping at sources, reductions,
+/// matmuls and other nodes that end up in buffers), capped past the limit.
+fn inline_ops(g: &Graph, id: NodeId, seen: &mut HashSet<NodeId>) -> usize {
+    let n = g.node(id);
+    let stops =
+        n.op.is_source() || n.op.is_reduction() || matches!(n.op, Op::MatMul | Op::Fold2d { .. } | Op::Random { .. });
+    if stops || !seen.insert(id) {
+        return 0;
+    }
+    let mut total = usize::from(!n.op.is_movement() && !matches!(n.op, Op::Const { .. }));
+    for &i in &n.inputs {
+        if total > RECOMPUTE_OPS {
+            break;
+        }
+        total += inline_ops(g, i, seen);
+    }
+    total
 }
 
 struct Ctx<'a> {
