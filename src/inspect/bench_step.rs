@@ -66,8 +66,17 @@ pub fn run_step_suite(cfg: &StepSuite, log: &mut dyn FnMut(&str)) -> anyhow::Res
                 name: format!("{m}/{o}/b{}", cfg.batch),
                 ..Default::default()
             };
+            let mut failed = None;
             for (fuse, rw) in [(true, true), (false, true), (true, false)] {
-                let mut c = compile_graph(&g, fuse, rw).with_context(|| format!("compiling {}", r.name))?;
+                // A case that does not compile is reported and skipped, so one backend gap
+                // does not hide every other number.
+                let mut c = match compile_graph(&g, fuse, rw) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        failed = Some(format!("{e:#}"));
+                        break;
+                    }
+                };
                 set_scalars(&mut c.exe, &g, &scalars)?;
                 let timing = time_runs(&mut c.exe, &inputs, cfg.warmup, cfg.reps)?;
                 match (fuse, rw) {
@@ -89,6 +98,10 @@ pub fn run_step_suite(cfg: &StepSuite, log: &mut dyn FnMut(&str)) -> anyhow::Res
                         r.extra.insert("launches_norewrite".into(), json!(c.launches));
                     }
                 }
+            }
+            if let Some(e) = failed {
+                log(&format!("{}: SKIPPED, compile failed: {e}", r.name));
+                continue;
             }
             let ms = r.fused.map(|t| t.median_ms).unwrap_or(f64::NAN);
             r.extra.insert("flops_per_step".into(), json!(flops));
