@@ -333,3 +333,114 @@ fn tempfile_dir() -> PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+/// The prelude's functions under the host shim: Philox words and uniforms bit-identical
+/// to `kiln_ir::philox`, `kiln_fdiv` bit-identical to IEEE division (random operands
+/// over the whole float range plus zeros, infinities, NaN, denormals).
+#[test]
+fn prelude_is_bit_exact_under_host_emulation() {
+    let Some(cxx) = compiler() else {
+        eprintln!("SKIP cuda_emulate prelude: no C++ compiler (set CXX or install g++)");
+        return;
+    };
+    let dir = tempfile_dir().join("prelude");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut src = String::from(SHIM);
+    src.push_str(&kiln_compiler::codegen::cuda::prelude());
+    src.push_str(
+        r#"
+int main() {
+    // Philox: counters/keys from a small LCG, printed as hex words.
+    unsigned long long s = 12345;
+    auto next = [&]() { s = s * 6364136223846793005ull + 1442695040888963407ull; return (unsigned int)(s >> 32); };
+    for (int i = 0; i < 64; ++i) {
+        uint4 c = make_uint4(next(), next(), next(), next());
+        uint2 k = make_uint2(next(), next());
+        uint4 w = kiln_philox4x32_10(c, k);
+        printf("P %u %u %u %u %u %u %u %u %u %u\n", c.x, c.y, c.z, c.w, k.x, k.y, w.x, w.y, w.z, w.w);
+    }
+    for (int i = 0; i < 64; ++i) {
+        int seed = (int)next(), step = (int)next();
+        unsigned int stream = next() % 8;
+        unsigned long long index = ((unsigned long long)next() << 20) ^ next();
+        float u = kiln_random_uniform(seed, step, stream, index);
+        unsigned int ub;
+        memcpy(&ub, &u, 4);
+        printf("U %d %d %u %llu %u\n", seed, step, stream, index, ub);
+    }
+    // Division: every bit pattern class, compared bit for bit with IEEE a / b.
+    long mismatches = 0, checked = 0;
+    for (long i = 0; i < 4000000; ++i) {
+        unsigned int ab = next(), bb = next();
+        if (i % 4 == 1) bb = (bb & 0x807fffffu) | ((0x70u + (next() % 32)) << 23);  // exponents near 1
+        if (i % 4 == 2) ab = (ab & 0x807fffffu) | ((0x60u + (next() % 64)) << 23);
+        float a = __int_as_float(ab), b = __int_as_float(bb);
+        float want = a / b, got = kiln_fdiv(a, b);
+        unsigned int wb, gb;
+        memcpy(&wb, &want, 4);
+        memcpy(&gb, &got, 4);
+        ++checked;
+        if (wb != gb && !(isnan(want) && isnan(got))) {
+            if (mismatches < 5) printf("D %08x %08x want %08x got %08x\n", ab, bb, wb, gb);
+            ++mismatches;
+        }
+    }
+    const float special[] = {0.0f, -0.0f, 1.0f, -1.0f, 1e-45f, 1e-40f, 1.17549435e-38f, 3.4028235e38f,
+                             __int_as_float(0x7f800000), __int_as_float(0xff800000), __int_as_float(0x7fc00000)};
+    for (float a : special)
+        for (float b : special) {
+            float want = a / b, got = kiln_fdiv(a, b);
+            ++checked;
+            if (memcmp(&want, &got, 4) != 0 && !(isnan(want) && isnan(got))) ++mismatches;
+        }
+    printf("DIV %ld %ld\n", checked, mismatches);
+    return 0;
+}
+"#,
+    );
+    let cpp = dir.join("prelude.cpp");
+    std::fs::write(&cpp, &src).unwrap();
+    let exe = dir.join("prelude");
+    let out = Command::new(&cxx)
+        .args(["-std=c++20", "-O1", "-pthread", "-w", "-ffp-contract=off", "-o"])
+        .arg(&exe)
+        .arg(&cpp)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let run = Command::new(&exe).output().unwrap();
+    assert!(run.status.success());
+    let text = String::from_utf8(run.stdout).unwrap();
+    let (mut words, mut uniforms) = (0, 0);
+    for line in text.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        match f[0] {
+            "P" => {
+                let n: Vec<u32> = f[1..].iter().map(|x| x.parse().unwrap()).collect();
+                let want = kiln_ir::philox::philox4x32_10([n[0], n[1], n[2], n[3]], [n[4], n[5]]);
+                assert_eq!([n[6], n[7], n[8], n[9]], want, "philox words differ for {line}");
+                words += 1;
+            }
+            "U" => {
+                let seed: i32 = f[1].parse().unwrap();
+                let step: i32 = f[2].parse().unwrap();
+                let stream: u32 = f[3].parse().unwrap();
+                let index: u64 = f[4].parse().unwrap();
+                let bits: u32 = f[5].parse().unwrap();
+                let want =
+                    kiln_ir::philox::random_f64(kiln_ir::Distribution::Uniform, seed, step, stream, index) as f32;
+                assert_eq!(bits, want.to_bits(), "uniform differs for {line}");
+                uniforms += 1;
+            }
+            "D" => eprintln!("division mismatch: {line}"),
+            "DIV" => {
+                let mismatches: u64 = f[2].parse().unwrap();
+                assert_eq!(mismatches, 0, "kiln_fdiv differs from IEEE division ({} checked)", f[1]);
+            }
+            _ => panic!("unexpected line {line}"),
+        }
+    }
+    assert_eq!((words, uniforms), (64, 64));
+    assert!(text.contains("DIV "));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -6,6 +6,7 @@
 pub mod data;
 pub mod compile;
 pub mod cpu;
+pub mod cuda;
 pub mod error;
 pub mod executable;
 pub mod train;

@@ -52,6 +52,9 @@ static inline int __float2int_rz(float x) {
     return (int)x;
 }
 static inline float rsqrtf(float x) { return 1.0f / sqrtf(x); }
+// Correctly rounded: a double quotient of floats rounds to the same float as the exact one.
+static inline float __frcp_rn(float b) { return (float)(1.0 / (double)b); }
+static inline float __fdiv_rn(float a, float b) { return a / b; }
 
 static std::unique_ptr<std::barrier<>> g_block_barrier;
 static std::vector<std::unique_ptr<std::barrier<>>> g_warp_barriers;

@@ -59,12 +59,12 @@ impl Body<'_> {
         let tests: Vec<String> = guards
             .iter()
             .map(|g| {
-                format!(
-                    "kiln_in({}, ({}){})",
-                    self.index(&g.expr, n, extents),
-                    self.idx,
-                    g.upper
-                )
+                let upper = if self.idx == "int" {
+                    g.upper.to_string()
+                } else {
+                    format!("({}){}", self.idx, g.upper)
+                };
+                format!("kiln_in({}, {upper})", self.index(&g.expr, n, extents))
             })
             .collect();
         Some(tests.join(" && "))
@@ -173,7 +173,7 @@ impl Body<'_> {
                 UnaryOp::Log => format!("logf({x})"),
                 UnaryOp::Sqrt => format!("sqrtf({x})"),
                 UnaryOp::Rsqrt => format!("rsqrtf({x})"),
-                UnaryOp::Recip => format!("1.0f / {x}"),
+                UnaryOp::Recip => format!("kiln_fdiv(1.0f, {x})"),
                 UnaryOp::Abs => format!("fabsf({x})"),
                 UnaryOp::Sign => format!("kiln_signf({x})"),
                 UnaryOp::Tanh => format!("tanhf({x})"),
@@ -200,7 +200,7 @@ impl Body<'_> {
                 BinaryOp::Add => format!("{a} + {b}"),
                 BinaryOp::Sub => format!("{a} - {b}"),
                 BinaryOp::Mul => format!("{a} * {b}"),
-                BinaryOp::Div => format!("{a} / {b}"),
+                BinaryOp::Div => format!("kiln_fdiv({a}, {b})"),
                 BinaryOp::Max => format!("kiln_fmaxf({a}, {b})"),
                 BinaryOp::Min => format!("kiln_fminf({a}, {b})"),
             },
@@ -259,9 +259,9 @@ fn pow_const(x: &str, e: f64) -> String {
     } else if e == 3.0 {
         format!("{x} * {x} * {x}")
     } else if e == -1.0 {
-        format!("1.0f / {x}")
+        format!("kiln_fdiv(1.0f, {x})")
     } else if e == -2.0 {
-        format!("1.0f / ({x} * {x})")
+        format!("kiln_fdiv(1.0f, {x} * {x})")
     } else if e == 0.0 {
         "1.0f".to_string()
     } else {
@@ -369,7 +369,7 @@ mod tests {
     #[test]
     fn pow_of_small_integers_is_multiplied_out() {
         assert_eq!(pow_const("v", 2.0), "v * v");
-        assert_eq!(pow_const("v", -1.0), "1.0f / v");
+        assert_eq!(pow_const("v", -1.0), "kiln_fdiv(1.0f, v)");
         assert_eq!(pow_const("v", 0.5), "powf(v, 0.5f)");
     }
 }

@@ -126,7 +126,11 @@ pub(crate) fn render(e: &IndexExpr, n: &IndexNames) -> String {
                 format!("({} {} {c})", atom(a, n), if div { "/" } else { "%" })
             } else {
                 let f = if div { "kiln_floordiv" } else { "kiln_floormod" };
-                format!("{f}({}, ({}){c})", render(a, n), n.idx)
+                if n.idx == "int" {
+                    format!("{f}({}, {c})", render(a, n))
+                } else {
+                    format!("{f}({}, ({}){c})", render(a, n), n.idx)
+                }
             }
         }
     }
@@ -181,10 +185,7 @@ mod tests {
         let pos = IndexExpr::var(0).div(4);
         assert_eq!(render(&pos, &names(&[9], &var, &value)), "(i0 / 4)");
         let neg = IndexExpr::var(0).add(IndexExpr::Const(-2)).rem(3);
-        assert_eq!(
-            render(&neg, &names(&[9], &var, &value)),
-            "kiln_floormod((i0 - 2), (int)3)"
-        );
+        assert_eq!(render(&neg, &names(&[9], &var, &value)), "kiln_floormod((i0 - 2), 3)");
     }
 
     #[test]

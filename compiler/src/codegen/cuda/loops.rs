@@ -49,13 +49,19 @@ pub(crate) fn ir_comment(c: &mut Code, k: &LoopKernel) {
     c.comment(comment_text(&k.to_string()));
 }
 
-/// Instruction text of a load for trailing comments: `b3 (Param("w"))`.
-fn load_note(p: &Program, inst: &Inst) -> Option<String> {
+/// Trailing comment of a load: `b3: Param("w")` (and whether a matmul epilogue reads
+/// the result from a register instead).
+fn load_note(p: &Program, body: &Body, inst: &Inst) -> Option<String> {
     match inst {
-        Inst::Load { buf, .. } => p
-            .buffers
-            .get(buf.0 as usize)
-            .map(|b| comment_text(&format!("{buf}: {:?}", b.role))),
+        Inst::Load { buf, guards, .. } => p.buffers.get(buf.0 as usize).map(|b| {
+            let forwarded = matches!(&body.forward, Some((out, _)) if out == buf && guards.is_empty());
+            let how = if forwarded {
+                " (the matmul result, from a register)"
+            } else {
+                ""
+            };
+            comment_text(&format!("{buf}: {:?}{how}", b.role))
+        }),
         _ => None,
     }
 }
@@ -126,7 +132,7 @@ pub(crate) fn emit_stages(
         }
         for (id, inst) in &st.insts {
             let def = body.def(*id, inst, &names, &extents)?;
-            match load_note(p, inst) {
+            match load_note(p, body, inst) {
                 Some(note) => c.line(format!("{def}  // {note}")),
                 None => c.line(def),
             }
@@ -148,7 +154,7 @@ pub(crate) fn emit_stages(
                 Reduction::Fold {
                     op: kiln_ir::ReduceOp::Mean,
                     ..
-                } => c.line(format!("{0} = {0} / {1}.0f;", code.state, total)),
+                } => c.line(format!("{0} = kiln_fdiv({0}, {1}.0f);", code.state, total)),
                 Reduction::Fold { .. } => {}
                 Reduction::ArgMax { .. } => c.line(format!("const int {} = {}.index;", acc.id, code.state)),
             }

@@ -48,6 +48,15 @@ fn signed(x: isize) -> String {
     }
 }
 
+/// `var * stride` (just `var` for a unit stride).
+fn scaled(var: &str, stride: isize) -> String {
+    if stride == 1 {
+        var.to_string()
+    } else {
+        format!("{var} * {}", signed(stride))
+    }
+}
+
 /// `offset + Σ stride_d * i_d` over the batch variables.
 fn batch_base(op: &MatOperand) -> String {
     let mut s = op.offset.to_string();
@@ -139,7 +148,7 @@ pub(crate) fn emit_matmul_kernel(
     let mut c = Code::new();
     let nodes = m.nodes.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(" ");
     c.comment(format!(
-        "matmul {}: out{} [batch {:?}, {dm} x {dn}] = a [{dm} x {dk}] @ b [{dk} x {dn}]   // implements {nodes}",
+        "matmul {}: out {} [batch {:?}, {dm} x {dn}] = a [{dm} x {dk}] @ b [{dk} x {dn}]   // implements {nodes}",
         comment_text(&m.name),
         m.out,
         m.batch
@@ -189,10 +198,10 @@ pub(crate) fn emit_matmul_kernel(
     c.line(format!("const int r = {ar}, kk = {ak};"));
     c.line(format!("const {idx} gr = row0 + r, gk = k0 + kk;"));
     c.line(format!(
-        "As[kk][r] = (gr < {dm} && gk < {dk}) ? {}[a_base + gr * {} + gk * {}] : 0.0f;",
+        "As[kk][r] = (gr < {dm} && gk < {dk}) ? {}[a_base + {} + {}] : 0.0f;",
         m.a.buf,
-        signed(m.a.row_stride),
-        signed(m.a.col_stride)
+        scaled("gr", m.a.row_stride),
+        scaled("gk", m.a.col_stride)
     ));
     c.close();
     let (bk, bc) = if m.b.col_stride == 1 {
@@ -207,10 +216,10 @@ pub(crate) fn emit_matmul_kernel(
     c.line(format!("const int kk = {bk}, cc = {bc};"));
     c.line(format!("const {idx} gk = k0 + kk, gc = col0 + cc;"));
     c.line(format!(
-        "Bs[kk][cc] = (gk < {dk} && gc < {dn}) ? {}[b_base + gk * {} + gc * {}] : 0.0f;",
+        "Bs[kk][cc] = (gk < {dk} && gc < {dn}) ? {}[b_base + {} + {}] : 0.0f;",
         m.b.buf,
-        signed(m.b.row_stride),
-        signed(m.b.col_stride)
+        scaled("gk", m.b.row_stride),
+        scaled("gc", m.b.col_stride)
     ));
     c.close();
     c.line("__syncthreads();");

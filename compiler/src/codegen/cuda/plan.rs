@@ -396,7 +396,7 @@ pub(crate) struct LoopPlan {
     pub mode: Mode,
     pub mode_reason: String,
     pub vector: Option<VectorPlan>,
-    /// Why there is no float4 path (for Thread-mode kernels).
+    /// Why an elementwise kernel has no float4 path.
     pub scalar_reason: Option<String>,
 }
 
@@ -408,7 +408,8 @@ impl LoopPlan {
         check_buffers(p, &k.name, &usage)?;
         let idx = index_type(p, k, &usage);
         let (mode, mode_reason) = choose_mode(p, k, o);
-        let (vector, scalar_reason) = if mode == Mode::Thread {
+        let elementwise = k.stages.iter().all(|s| s.inner.iter().product::<usize>() <= 1);
+        let (vector, scalar_reason) = if mode == Mode::Thread && elementwise {
             match vector_plan(p, k, o) {
                 Ok(v) => (Some(v), None),
                 Err(why) => (None, Some(why)),

@@ -63,6 +63,24 @@ __device__ __forceinline__ float kiln_random_normal(int seed, int step, unsigned
     return (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
 }
 
+// IEEE-754 round-to-nearest a / b without the out-of-line slow path of `/`, whose call
+// makes ptxas report spills in otherwise spill-free kernels. Markstein's correction of
+// a correctly rounded reciprocal is exact when operands and quotient lie in
+// [2^-100, 2^100] (no intermediate underflows or overflows); everything else (zeros,
+// infinities, NaN, extreme exponents) takes `__fdiv_rn`, the same IEEE division.
+__device__ __forceinline__ float kiln_fdiv(float a, float b) {
+    const float r = __frcp_rn(b);
+    const float q0 = a * r;
+    const float e = fmaf(-b, q0, a);
+    const float q = fmaf(e, r, q0);
+    const float lo = 7.88860905e-31f, hi = 1.26765060e30f;  // 2^-100, 2^100
+    const float aa = fabsf(a), ab = fabsf(b), aq = fabsf(q);
+    if (aa >= lo && aa <= hi && ab >= lo && ab <= hi && aq >= lo && aq <= hi) {
+        return q;
+    }
+    return __fdiv_rn(a, b);
+}
+
 // max/min that propagate NaN (the reference interpreter's rule; fmaxf would drop it).
 __device__ __forceinline__ float kiln_fmaxf(float a, float b) {
     return (isnan(a) || isnan(b)) ? __int_as_float(0x7fc00000) : fmaxf(a, b);
