@@ -5,3 +5,4 @@
 //! and holds no JIT module or device handle — that is the runtime's job.
 
 pub mod clif;
+pub mod cuda;
