@@ -35,10 +35,12 @@ fn random_op(rng: &mut Rng, pool: &[Tensor]) -> Option<Tensor> {
         },
         1 | 2 => {
             // a partner that broadcasts against t
-            let u = pool
+            let partners: Vec<Tensor> = pool
                 .iter()
-                .filter(|u| kiln_ir::Shape::broadcast(&u.shape(), &t.shape()).is_ok())
-                .nth(0)?;
+                .filter(|u| u.dtype() == t.dtype() && kiln_ir::Shape::broadcast(&u.shape(), &t.shape()).is_ok())
+                .cloned()
+                .collect();
+            let u = pick(rng, &partners);
             let u = if rng.below(3) == 0 {
                 t.max(&axes(rng, r), true)
             } else {
@@ -124,7 +126,7 @@ fn random_op(rng: &mut Rng, pool: &[Tensor]) -> Option<Tensor> {
             t.broadcast_to(d) * 0.5
         }
         14 => (t.cast(DType::I32) * 3).cast(DType::F32),
-        _ => t.gt(0.0).select(&t, &t.cos()),
+        _ => t.gt(0.0).select(&t, t.cos()),
     })
 }
 

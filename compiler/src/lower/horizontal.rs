@@ -104,10 +104,7 @@ pub(crate) fn horizontal(p: &mut Program) {
     for (_, mut members) in classes {
         // Move every member to the last one's position: nothing in between may touch
         // what it writes or write what it reads.
-        loop {
-            let Some(last) = members.iter().map(|c| c.pos).max() else {
-                break;
-            };
+        while let Some(last) = members.iter().map(|c| c.pos).max() {
             let in_class: BTreeSet<usize> = members.iter().map(|c| c.pos).collect();
             let before = members.len();
             members.retain(|c| {

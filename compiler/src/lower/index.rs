@@ -232,7 +232,7 @@ mod tests {
         let odd = unravel(&flat, &[7, 5]);
         for i in 0..5 {
             for j in 0..7 {
-                let f = (i * 7 + j) as i64;
+                let f = i * 7 + j;
                 let got: Vec<i64> = odd.iter().map(|e| simplify(e, &ext).eval(&[i, j], &|_| 0)).collect();
                 assert_eq!(got, vec![f / 5, f % 5]);
             }

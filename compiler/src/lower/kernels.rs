@@ -32,6 +32,9 @@ fn homes(a: &Alloc) -> Homes<'_> {
 pub(crate) fn build_all(g: &Graph, part: &Partition, a: &Alloc) -> Emit<Vec<Built>> {
     let mut out = Vec::new();
     for (gi, group) in part.groups.iter().enumerate() {
+        if group.roots.is_empty() {
+            continue;
+        }
         let built = match &group.kind {
             Kind::Attached { .. } => continue,
             Kind::Loop(dom) => build_loop(g, a, &group.roots, dom)?,
@@ -46,7 +49,7 @@ pub(crate) fn build_all(g: &Graph, part: &Partition, a: &Alloc) -> Emit<Vec<Buil
     Ok(out)
 }
 
-fn stores<'a>(a: &'a Alloc, n: NodeId) -> Emit<&'a [crate::kernel::BufferId]> {
+fn stores(a: &Alloc, n: NodeId) -> Emit<&[crate::kernel::BufferId]> {
     a.stores
         .get(&n)
         .map(|v| v.as_slice())
@@ -260,8 +263,9 @@ pub(crate) fn kernel_name(g: &Graph, nodes: &BTreeSet<NodeId>, reduces: bool, ma
             .collect()
     };
     for op in first.iter().chain(shown.iter()) {
-        if !names.contains(&op.name()) {
-            names.push(op.name());
+        let name = op.name().strip_prefix("reduce_").unwrap_or(op.name());
+        if !names.contains(&name) {
+            names.push(name);
         }
     }
     let more = names.len() > 6;

@@ -26,6 +26,7 @@ mod horizontal;
 mod index;
 mod kernels;
 pub mod memory;
+mod merge;
 mod partition;
 mod schedule;
 mod views;

@@ -63,6 +63,8 @@ pub(crate) struct Partition {
     pub groups: Vec<Group>,
     /// Why each materialised node has a buffer.
     pub reason: HashMap<NodeId, String>,
+    /// The groups computing each node (several for a cheap node recomputed in each).
+    pub group_of: Vec<Vec<usize>>,
 }
 
 /// Graph facts the rules need.
@@ -127,7 +129,6 @@ struct Ctx<'a> {
     opts: &'a LowerOptions,
     roles: &'a Roles,
     p: Partition,
-    group_of: Vec<Vec<usize>>,
 }
 
 pub(crate) fn partition(g: &Graph, live: &[bool], opts: &LowerOptions, forced: &Forced) -> Partition {
@@ -137,8 +138,11 @@ pub(crate) fn partition(g: &Graph, live: &[bool], opts: &LowerOptions, forced: &
         g,
         opts,
         roles: &roles,
-        p: Partition::default(),
-        group_of: vec![Vec::new(); g.len()],
+        p: Partition {
+            groups: Vec::new(),
+            reason: HashMap::new(),
+            group_of: vec![Vec::new(); g.len()],
+        },
     };
     for i in (0..g.len()).rev() {
         let id = NodeId(i as u32);
@@ -149,7 +153,7 @@ pub(crate) fn partition(g: &Graph, live: &[bool], opts: &LowerOptions, forced: &
         let mut ug: Vec<usize> = users[i]
             .iter()
             .filter(|u| live[u.index()])
-            .flat_map(|u| cx.group_of[u.index()].iter().copied())
+            .flat_map(|u| cx.p.group_of[u.index()].iter().copied())
             .collect();
         ug.sort_unstable();
         ug.dedup();
@@ -174,7 +178,7 @@ pub(crate) fn partition(g: &Graph, live: &[bool], opts: &LowerOptions, forced: &
                 && cx.root_fits(ug[0], id);
             if join {
                 cx.p.groups[ug[0]].roots.push(id);
-                cx.group_of[i] = vec![ug[0]];
+                cx.p.group_of[i] = vec![ug[0]];
                 cx.p.reason.insert(id, why);
             } else {
                 let gi = cx.new_group(id, why);
@@ -186,7 +190,7 @@ pub(crate) fn partition(g: &Graph, live: &[bool], opts: &LowerOptions, forced: &
         }
         if op.is_reduction() {
             if opts.fuse && ug.len() == 1 && cx.reduction_fits(ug[0], id) {
-                cx.group_of[i] = vec![ug[0]];
+                cx.p.group_of[i] = vec![ug[0]];
             } else {
                 let why = if ug.len() > 1 {
                     format!("{} is used by {} kernels", op.name(), ug.len())
@@ -197,10 +201,12 @@ pub(crate) fn partition(g: &Graph, live: &[bool], opts: &LowerOptions, forced: &
             }
             continue;
         }
-        if ug.len() == 1 && cx.injective_fits(ug[0], id) {
-            cx.group_of[i] = ug;
-        } else if ug.len() > 1 && cheap(g, id) && ug.iter().all(|&gi| cx.injective_fits(gi, id)) {
-            cx.group_of[i] = ug;
+        let inline = match ug.len() {
+            1 => cx.injective_fits(ug[0], id),
+            _ => cheap(g, id) && ug.iter().all(|&gi| cx.injective_fits(gi, id)),
+        };
+        if inline {
+            cx.p.group_of[i] = ug;
         } else {
             let why = format!(
                 "{} is used by {} kernels and is not cheap to recompute",
@@ -210,6 +216,7 @@ pub(crate) fn partition(g: &Graph, live: &[bool], opts: &LowerOptions, forced: &
             cx.new_group(id, why);
         }
     }
+    super::merge::merge_producers(g, &mut cx.p, &roles, opts, forced);
     cx.p
 }
 
@@ -261,7 +268,7 @@ impl Ctx<'_> {
         };
         self.p.groups.push(Group { roots: vec![id], kind });
         let gi = self.p.groups.len() - 1;
-        self.group_of[id.index()] = vec![gi];
+        self.p.group_of[id.index()] = vec![gi];
         self.p.reason.insert(id, why);
         gi
     }
