@@ -151,3 +151,45 @@ fn fused_adam_mlp_step_kernels() {
         p.launches()
     );
 }
+
+/// With `fuse_updates: false` the gradients are materialised instead: every gradient
+/// kernel writes into ONE gradient arena and a single horizontal kernel applies Adam to
+/// all 6 parameters (14 kernels in all), still in place.
+#[test]
+fn separate_adam_updates_are_one_horizontal_kernel() {
+    let g = mlp_step(&Adam::new(), &[13, 17, 5, 3], 7);
+    let opts = LowerOptions {
+        fuse_updates: false,
+        ..LowerOptions::fused()
+    };
+    let p = lower(&g, &opts).unwrap();
+    let names: Vec<&str> = p.kernels.iter().map(|k| k.name()).collect();
+    assert_eq!(p.launches(), 14, "{names:?}");
+    let horizontal: Vec<&Kernel> = p
+        .kernels
+        .iter()
+        .filter(|k| k.name().starts_with("horizontal_6x_"))
+        .collect();
+    let [Kernel::Loop(h)] = horizontal[..] else {
+        panic!("{names:?}")
+    };
+    let total: usize = g
+        .sources_of(SourceKind::Param)
+        .iter()
+        .map(|&id| g.node(id).shape().numel())
+        .sum();
+    assert_eq!(h.outer, vec![total]);
+    // the parameters are views into one arena, in parameter order
+    let bases: std::collections::BTreeSet<_> = p
+        .buffers
+        .iter()
+        .filter(|b| matches!(b.role, kiln_compiler::kernel::BufferRole::Param(_)))
+        .map(|b| match b.storage {
+            kiln_compiler::kernel::Storage::View { base, .. } => base,
+            _ => panic!("{p}"),
+        })
+        .collect();
+    assert_eq!(bases.len(), 1, "{p}");
+    let r = memory_report(&p);
+    assert_eq!((r.in_place_updates, r.copied_updates), (18, 0), "{p}");
+}
