@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use kiln_compiler::rewrite::rules::{all_rules, RuleOptions};
 use kiln_compiler::rewrite::{rewrite, verify, RewriteOptions, RewriteStats};
 use kiln_ir::{DType, Graph, GraphBuilder, Op, Tensor, TensorType, UnaryOp};
 
@@ -292,6 +293,12 @@ fn constant_reassociation_and_strength_reduction() {
     fires("add-const-assoc", |t| (&t.x - 2.0) + 3.0);
     blocked("add-const-assoc", |t| (&t.x + &t.y) + 3.0);
     blocked("add-const-assoc", |t| (&t.x + 3e38) + 3e38);
+    fires("mul-const-out", |t| (&t.x * 2.0) * &t.y);
+    fires("mul-const-out", |t| &t.s.broadcast_to([3, 4]) * (3.0 * &t.x));
+    // Only finite nonzero factors move (the guard shared with every factor move).
+    blocked("mul-const-out", |t| (&t.x * f64::INFINITY) * &t.y);
+    blocked("mul-const-out", |t| (&t.x * 0.0) * &t.y);
+    blocked("mul-const-out", |t| (&t.x * &t.y) * 2.0);
     fires("mul-neg-const", |t| t.x.neg() * 3.0);
     blocked("mul-neg-const", |t| t.x.neg() * &t.y);
     fires("add-self", |t| &t.x + &t.x);
@@ -421,4 +428,72 @@ fn transposes_around_matmul() {
     // (x @ w)^T^T is x @ w: the transposes cancel.
     let (out, _) = rewrite_checked(&graph_of(|t| t.w.t().matmul(&t.x.t()).t()), &options());
     assert_eq!(count_op(&out, "permute"), 0, "{out}");
+}
+
+/// Every rule of the rewriter has its fire/guard cases above: adding a rule without
+/// tests fails here.
+#[test]
+fn every_rule_is_tested() {
+    const TESTED: &[&str] = &[
+        "add-zero",
+        "sub-zero",
+        "zero-sub",
+        "mul-one",
+        "mul-neg-one",
+        "mul-zero",
+        "div-one",
+        "sub-self",
+        "minmax-self",
+        "neg-neg",
+        "idempotent",
+        "abs-neg",
+        "nonneg-id",
+        "select-same",
+        "select-const",
+        "cast-same",
+        "cast-bool-roundtrip",
+        "pow-int",
+        "exp-log",
+        "log-exp",
+        "reshape-reshape",
+        "expand-expand",
+        "permute-permute",
+        "movement-id",
+        "reduce-trivial",
+        "sub-const",
+        "div-const",
+        "mul-const-assoc",
+        "add-const-assoc",
+        "mul-const-out",
+        "mul-neg-const",
+        "add-self",
+        "neg-out",
+        "sub-neg",
+        "add-neg",
+        "div-sqrt",
+        "recip-sqrt",
+        "mul-recip",
+        "div-rsqrt",
+        "sqrt-square",
+        "factor",
+        "reduce-expand",
+        "reduce-reduce",
+        "reduce-neg",
+        "reduce-scale",
+        "matmul-scale",
+        "unary-expand",
+        "binary-expand",
+        "transpose-matmul",
+        "matmul-transposes",
+    ];
+    let mut names: Vec<&str> = all_rules(RuleOptions {
+        reciprocal_constants: true,
+    })
+    .iter()
+    .map(|r| r.name)
+    .collect();
+    names.sort_unstable();
+    let mut tested = TESTED.to_vec();
+    tested.sort_unstable();
+    assert_eq!(names, tested);
 }

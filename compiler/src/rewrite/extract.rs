@@ -10,14 +10,22 @@
 //! A worklist propagates improvements to parents until nothing changes. Memory is
 //! quadratic in the number of e-classes, so above `DAG_CLASS_LIMIT` e-classes (or if
 //! the worklist does not settle) it falls back to a tree-cost extraction. The result
-//! is checked to be acyclic. This module must not build IR graphs.
+//! is checked to be acyclic.
+//!
+//! Per-class choices cannot see sharing ACROSS classes, so one decision is made after
+//! extraction: [`share_divisors`] turns k >= 2 divisions by the same non-constant
+//! e-class into one reciprocal and k multiplications (`a/s, b/s -> r = 1/s; a*r, b*r`;
+//! same NaN/Inf and signed-zero results, one extra rounding). This module must not
+//! build IR graphs.
 
 use std::collections::{HashMap, VecDeque};
 
 use egg::{CostFunction, Extractor, Id, Language};
 
 use super::cost::{enode_cost, enode_cost_inferred};
-use super::language::{KGraph, KNode};
+use kiln_ir::{BinaryOp, UnaryOp};
+
+use super::language::{KGraph, KNode, KOp};
 
 /// Above this many e-classes the per-class bitsets would cost too much memory.
 pub const DAG_CLASS_LIMIT: usize = 40_000;
@@ -234,4 +242,56 @@ fn build(eg: &KGraph, root: Id, choice_of: impl Fn(Id) -> Option<KNode>, method:
 
 fn canonical(eg: &KGraph, node: KNode) -> KNode {
     node.map_children(|c| eg.find(c))
+}
+
+/// Replace every group of two or more extracted divisions by the same non-constant
+/// e-class with one reciprocal and multiplications (see the module docs). The new
+/// e-nodes are added to `eg` and unioned with the divisions they replace, so the result
+/// is still a term of the e-graph. Returns the new term and how many divisions were
+/// replaced, or `None` when there was nothing to share.
+pub fn share_divisors(eg: &mut KGraph, x: &Extracted) -> Option<(Extracted, usize)> {
+    let div = KOp::Binary(BinaryOp::Div);
+    let mut groups: Vec<(Id, Vec<Id>)> = Vec::new();
+    for &c in &x.order {
+        let node = &x.choice[&c];
+        if node.op != div || eg[node.children[1]].data.constant.is_some() {
+            continue;
+        }
+        let s = node.children[1];
+        match groups.iter_mut().find(|(d, _)| *d == s) {
+            Some((_, users)) => users.push(c),
+            None => groups.push((s, vec![c])),
+        }
+    }
+    groups.retain(|(_, users)| users.len() >= 2);
+    if groups.is_empty() {
+        return None;
+    }
+    let mut replaced: Vec<(Id, KNode)> = Vec::new();
+    let mut recips: Vec<(Id, KNode)> = Vec::new();
+    let mut count = 0;
+    for (s, users) in &groups {
+        let recip = KNode::new(KOp::Unary(UnaryOp::Recip), vec![*s]);
+        let r = eg.add(recip.clone());
+        recips.push((r, recip));
+        for &d in users {
+            let a = x.choice[&d].children[0];
+            let mul = KNode::new(KOp::Binary(BinaryOp::Mul), vec![a, r]);
+            let m = eg.add(mul.clone());
+            eg.union(d, m);
+            replaced.push((d, mul));
+            count += 1;
+        }
+    }
+    eg.rebuild();
+    let mut choice: HashMap<Id, KNode> = HashMap::new();
+    for (&c, node) in &x.choice {
+        choice.insert(eg.find(c), canonical(eg, node.clone()));
+    }
+    for (c, node) in replaced.into_iter().chain(recips) {
+        choice.insert(eg.find(c), canonical(eg, node));
+    }
+    let root = *x.order.last()?;
+    let out = build(eg, root, |id| choice.get(&eg.find(id)).cloned(), x.method)?;
+    Some((out, count))
 }

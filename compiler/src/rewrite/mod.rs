@@ -8,9 +8,10 @@
 //! Pipeline: `translate` (IR → e-graph with one root holding every output and update)
 //! → phases of `rules` (simplify → algebra → layout; each phase runs its rules plus
 //! those of earlier phases, under egg's `BackoffScheduler`) → `extract` (DAG-aware:
-//! shared nodes counted once, costs from `cost`) → `translate` back (sources, output
-//! names and update targets preserved) → a cost check (the result is kept only if it
-//! is no dearer than the input).
+//! shared nodes counted once, costs from `cost`; then divisions by one shared divisor
+//! become one reciprocal) → `translate` back (sources, output names and update
+//! targets preserved) → a cost check (the result is kept only if it is no dearer than
+//! the input).
 //!
 //! # Float policy
 //!
@@ -83,8 +84,10 @@ pub use stats::{PhaseStats, RewriteStats, StopReason};
 use language::KAnalysis;
 use rules::{all_rules, rules_for, RuleOptions};
 
-/// Options of [`rewrite`]. `Default` is on with limits sized so a ~500-op step graph
-/// rewrites well under 100 ms (measured numbers in `docs/performance.md`).
+/// Options of [`rewrite`]. `Default` is on, with limits sized so a ~500-op step graph
+/// rewrites well under 100 ms: the rule set saturates in a few iterations (the MLP +
+/// VSGD step: 3 phases, under 10 iterations in all), so the iteration, e-node and time
+/// limits are safety nets against pathological graphs, not the normal stop.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RewriteOptions {
     /// `false`: return the input graph unchanged (stats say so).
@@ -266,7 +269,13 @@ fn run(graph: &Graph, options: &RewriteOptions, st: &mut RewriteStats) -> Result
     }
 
     let t1 = Instant::now();
-    let extracted = extract::extract(&egraph, root).ok_or("no acyclic term could be extracted")?;
+    let mut extracted = extract::extract(&egraph, root).ok_or("no acyclic term could be extracted")?;
+    if let Some((shared, n)) = extract::share_divisors(&mut egraph, &extracted) {
+        if shared.cost < extracted.cost {
+            extracted = shared;
+            st.shared_divisors = n;
+        }
+    }
     st.extraction = match extracted.method {
         extract::ExtractMethod::GreedyDag => "greedy-dag".into(),
         extract::ExtractMethod::Tree => "tree".into(),

@@ -96,6 +96,8 @@ pub struct RewriteStats {
     pub rejected_proposals: usize,
     /// "greedy-dag" or "tree".
     pub extraction: String,
+    /// Divisions replaced by multiplications with a shared reciprocal.
+    pub shared_divisors: usize,
     /// Why the input graph was returned instead of a rewritten one, if it was.
     pub fallback: Option<String>,
 }
@@ -187,10 +189,11 @@ impl fmt::Display for RewriteStats {
         }
         writeln!(
             f,
-            "  translate {:.2} ms, extract ({}) {:.2} ms",
+            "  translate {:.2} ms, extract ({}) {:.2} ms, {} division(s) share a reciprocal",
             self.translate_time.as_secs_f64() * 1e3,
             self.extraction,
-            self.extract_time.as_secs_f64() * 1e3
+            self.extract_time.as_secs_f64() * 1e3,
+            self.shared_divisors
         )?;
         if !self.rule_applications.is_empty() {
             let top: Vec<String> = self.top_rules(8).iter().map(|(r, n)| format!("{r} x{n}")).collect();

@@ -29,6 +29,7 @@ pub(super) fn rules() -> Vec<Rule> {
         r("div-const", &[bin(Div)], div_const),
         r("mul-const-assoc", &[bin(Mul)], mul_const_assoc),
         r("add-const-assoc", &[bin(Add)], add_const_assoc),
+        r("mul-const-out", &[bin(Mul)], mul_const_out),
         r("mul-neg-const", &[bin(Mul)], mul_neg_const),
         r("add-self", &[bin(Add)], add_self),
         r("neg-out", &[bin(Mul), bin(Div)], neg_out),
@@ -171,6 +172,29 @@ fn mul_const_assoc(cx: &mut Cx) {
 
 fn add_const_assoc(cx: &mut Cx) {
     const_assoc(cx, Add)
+}
+
+/// (x * c) * y -> (x * y) * c for a finite nonzero constant c and non-constant y:
+/// constants move outwards past runtime factors so `mul-const-assoc` can fold them
+/// (`m * 10 * t * 0.001 -> m * t * 0.01`). Only constants move, so this cannot
+/// cycle or blow up.
+fn mul_const_out(cx: &mut Cx) {
+    let [a, b] = [cx.args()[0], cx.args()[1]];
+    for (inner, y) in [(a, b), (b, a)] {
+        if cx.konst(y).is_some() {
+            continue;
+        }
+        for (x, c) in binary_any_order(cx, inner, Mul) {
+            if cx.konst(x).is_some() || cx.safe_factor(c).is_none() {
+                continue;
+            }
+            let mut r = cx.rhs();
+            let (tx, ty, tc) = (r.class(x), r.class(y), r.class(c));
+            let xy = r.binary(Mul, tx, ty);
+            let out = r.binary(Mul, xy, tc);
+            cx.emit(r, out);
+        }
+    }
 }
 
 /// (-x) * c -> x * (-c) (exact).
