@@ -150,6 +150,7 @@ impl Executable {
     /// Fresh memory for `compiled`; params/state from `kiln_ir::init` with `seed`.
     pub fn new(compiled: Arc<Compiled>, seed: u64) -> Result<Executable, RuntimeError> {
         let p = &compiled.program;
+        crate::debug::on_compile(p);
         let names = match &compiled.graph {
             Some(g) => Names::from_graph(g),
             None => Names::from_program(p),
@@ -406,6 +407,7 @@ impl Executable {
                 self.buffers.poison(id);
             }
         }
+        let started = std::time::Instant::now(); // KILN_DEBUG timing (crate::debug)
         run_program(
             &self.compiled.program,
             &self.compiled.code,
@@ -415,6 +417,7 @@ impl Executable {
             self.pool,
         )
         .map_err(|TaskError::Panicked(kernel)| RuntimeError::WorkerPanicked { kernel })?;
+        crate::debug::on_run(&self.compiled.program, started.elapsed());
         let mut out = HashMap::new();
         for (name, shape) in &self.names.outputs {
             let id = self.outputs[name];

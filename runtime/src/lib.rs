@@ -7,6 +7,7 @@ pub mod data;
 pub mod compile;
 pub mod cpu;
 pub mod cuda;
+pub mod debug;
 pub mod error;
 pub mod executable;
 pub mod train;

@@ -9,7 +9,7 @@ use anyhow::Context;
 use kiln_benches::{compile_graph, set_scalars, time_runs, BenchResult, StageTimes};
 use kiln_ir::interp::Bindings;
 use kiln_ir::{DType, GraphBuilder, Value};
-use kiln_models::{nets, optim};
+use kiln_models::nets;
 use serde_json::json;
 
 use super::fusion::node_flops;
@@ -48,7 +48,7 @@ pub fn run_step_suite(cfg: &StepSuite, log: &mut dyn FnMut(&str)) -> anyhow::Res
         shape.extend(model.example_shape());
         let inputs = batch_inputs(&shape, 10)?;
         for o in &cfg.optimizers {
-            let opt = optim::by_name(o)?;
+            let opt = kiln_benches::bench_optimizer(o)?;
             let t = Instant::now();
             let graphs = build_step(opt.as_ref(), &|b: &GraphBuilder| {
                 let x = b.input("x", shape.clone(), DType::F32);
