@@ -23,9 +23,38 @@ pub const X: &str = "x";
 pub const Y: &str = "y";
 const MASK: &str = "mask";
 
+/// How the learning rate changes over epochs. The learning rate is a runtime scalar,
+/// so a schedule never recompiles.
+#[derive(Clone, Debug, PartialEq)]
+pub enum LrSchedule {
+    Constant,
+    /// Multiply the base rate by `factor` at each fraction of the run in `at` (the VSGD
+    /// paper's step decay; e.g. `at = [0.5, 0.75]`, `factor = 0.5`).
+    StepDecay {
+        at: Vec<f64>,
+        factor: f64,
+    },
+}
+
+impl LrSchedule {
+    /// The multiplier of the base learning rate in `epoch` (1-based) of `epochs`.
+    pub fn factor(&self, epoch: usize, epochs: usize) -> f64 {
+        match self {
+            LrSchedule::Constant => 1.0,
+            LrSchedule::StepDecay { at, factor } => {
+                let progress = (epoch - 1) as f64 / epochs.max(1) as f64;
+                at.iter().filter(|&&a| progress >= a).fold(1.0, |f, _| f * factor)
+            }
+        }
+    }
+}
+
 /// A model + optimizer compiled for one batch shape.
 pub struct CompiledTask {
     optimizer: Box<dyn Optimizer>,
+    base_lr: Option<f64>,
+    schedule: LrSchedule,
+    epochs: usize,
     step: Executable,
     step_scalars: HashSet<String>,
     refresh: Option<(Executable, HashSet<String>)>,
@@ -96,8 +125,12 @@ impl CompiledTask {
         let eval = compile(&eval_graph(model, &batch_shape)?, options).map_err(task_err("compiling evaluation"))?;
         let mut persistent = step.persistent_names();
         persistent.sort();
+        let base_lr = optimizer.get("lr").ok();
         Ok(CompiledTask {
             optimizer,
+            base_lr,
+            schedule: LrSchedule::Constant,
+            epochs: 1,
             step,
             step_scalars,
             refresh,
@@ -107,6 +140,12 @@ impl CompiledTask {
             compile_seconds: started.elapsed().as_secs_f64(),
             persistent,
         })
+    }
+
+    /// Use `schedule` over a run of `epochs` epochs.
+    pub fn set_schedule(&mut self, schedule: LrSchedule, epochs: usize) {
+        self.schedule = schedule;
+        self.epochs = epochs;
     }
 
     /// The compiled training step (for kernel counts and inspection).
@@ -147,15 +186,28 @@ impl TrainTask for CompiledTask {
         seed: u64,
         epoch: usize,
     ) -> Result<(), TrainError> {
+        if let Some(lr) = self.base_lr {
+            let scaled = lr * self.schedule.factor(epoch, self.epochs);
+            self.optimizer
+                .set("lr", scaled)
+                .map_err(|e| TrainError::Task(e.to_string()))?;
+        }
         let Some((refresh, used)) = self.refresh.as_mut() else {
             return Ok(());
         };
         // The outer refresh: snapshot + anchor statistics over the whole training split
         // (the mega-batch), one run per micro-batch, every micro-batch weighted equally.
-        for p in &self.persistent {
-            if let Ok(v) = self.step.get(p) {
-                refresh.set(p, &v).map_err(task_err("syncing the refresh step"))?;
-            }
+        let shared: Vec<String> = refresh
+            .persistent_names()
+            .into_iter()
+            .filter(|n| self.persistent.contains(n))
+            .collect();
+        for p in &shared {
+            let v = self
+                .step
+                .get(p)
+                .map_err(task_err("reading state for the refresh step"))?;
+            refresh.set(p, &v).map_err(task_err("syncing the refresh step"))?;
         }
         let steps = train.train_steps_per_epoch(batch_size).max(1);
         let mut batches = train.train_batches(batch_size, seed ^ 0x5eed_0f_5a17, epoch as u64)?;
@@ -181,10 +233,9 @@ impl TrainTask for CompiledTask {
             refresh.run(&inputs).map_err(task_err("running the refresh step"))?;
             first = false;
         }
-        for p in &self.persistent {
-            if let Ok(v) = refresh.get(p) {
-                self.step.set(p, &v).map_err(task_err("syncing after the refresh"))?;
-            }
+        for p in &shared {
+            let v = refresh.get(p).map_err(task_err("reading the refresh results"))?;
+            self.step.set(p, &v).map_err(task_err("syncing after the refresh"))?;
         }
         Ok(())
     }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 use clap::{Args, ValueEnum};
-use kiln::train_task::CompiledTask;
+use kiln::train_task::{CompiledTask, LrSchedule};
 use kiln_models::{nets, optim};
 use kiln_runtime::compile::CompileOptions;
 use kiln_runtime::data::Dataset;
@@ -20,6 +20,12 @@ pub enum BackendChoice {
     Cuda,
     /// CUDA when a GPU and NVRTC are present, else CPU.
     Auto,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ScheduleChoice {
+    Constant,
+    Step,
 }
 
 #[derive(Args)]
@@ -62,6 +68,9 @@ pub struct TrainArgs {
     /// Continue from a checkpoint.safetensors written by an earlier run.
     #[arg(long)]
     pub resume: Option<PathBuf>,
+    /// Learning-rate schedule: `step` halves the rate at 50% and 75% of the epochs, `constant` keeps it.
+    #[arg(long, value_enum, default_value_t = ScheduleChoice::Step)]
+    pub schedule: ScheduleChoice,
     /// No progress bar or per-epoch lines.
     #[arg(long, short)]
     pub quiet: bool,
@@ -160,6 +169,14 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
         ..Default::default()
     };
     let mut task = CompiledTask::new(model.as_ref(), optimizer, args.batch_size, &options)?;
+    let schedule = match args.schedule {
+        ScheduleChoice::Constant => LrSchedule::Constant,
+        ScheduleChoice::Step => LrSchedule::StepDecay {
+            at: vec![0.5, 0.75],
+            factor: 0.5,
+        },
+    };
+    task.set_schedule(schedule, args.epochs);
     if !args.quiet {
         println!(
             "compiled the training step into {} kernels in {:.2} s",
