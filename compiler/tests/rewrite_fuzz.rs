@@ -170,10 +170,10 @@ fn build(steps: &[Step], out_pick: u8) -> Graph {
                 let a = pick(&pool, *a);
                 let n = a.numel();
                 let mut cands = vec![vec![n], vec![1, n], vec![n, 1]];
-                if n % 2 == 0 {
+                if n.is_multiple_of(2) {
                     cands.push(vec![2, n / 2]);
                 }
-                if n % 3 == 0 {
+                if n.is_multiple_of(3) {
                     cands.push(vec![n / 3, 3]);
                 }
                 Some(a.reshape(cands[*t as usize % cands.len()].clone()))

@@ -149,7 +149,7 @@ fn annihilators_only_for_finite_values() {
     // Finite but possibly negative: -1 * 0 is -0, not 0.
     blocked("mul-zero", |t| {
         let sign =
-            t.c.select(&t.b.constant(1.0, DType::F32), &t.b.constant(-1.0, DType::F32));
+            t.c.select(t.b.constant(1.0, DType::F32), t.b.constant(-1.0, DType::F32));
         sign * 0.0
     });
     fires("sub-self", |t| t.i.sub(&t.i));
@@ -403,7 +403,7 @@ fn broadcast_sinking() {
     });
     fires("binary-expand", |t| &t.v.broadcast_to([3, 4]) - 3.0);
     fires("binary-expand", |t| {
-        t.v.broadcast_to([3, 4]).lt(&t.u.broadcast_to([3, 4]))
+        t.v.broadcast_to([3, 4]).lt(t.u.broadcast_to([3, 4]))
     });
     // One side really is [3,4]: nothing can shrink.
     blocked("binary-expand", |t| &t.v.broadcast_to([3, 4]) + &t.x);

@@ -91,8 +91,8 @@ impl Facts {
     fn of_value(c: f64) -> Facts {
         Facts {
             finite: c.is_finite(),
-            nonneg: !(c < 0.0),
-            positive: !(c <= 0.0),
+            nonneg: c >= 0.0 || c.is_nan(),
+            positive: c > 0.0 || c.is_nan(),
             no_negzero: float_bits(c) != float_bits(-0.0),
         }
     }

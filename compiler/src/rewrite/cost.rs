@@ -32,10 +32,7 @@ fn elementwise_weight(op: &KOp) -> f64 {
             UnaryOp::Rsqrt => 5.0,
             UnaryOp::Exp | UnaryOp::Log | UnaryOp::Tanh | UnaryOp::Sigmoid | UnaryOp::Sin | UnaryOp::Cos => 8.0,
         },
-        KOp::Binary(b) => match b {
-            kiln_ir::BinaryOp::Div => 4.0,
-            _ => 1.0,
-        },
+        KOp::Binary(kiln_ir::BinaryOp::Div) => 4.0,
         KOp::Pow(_) => 12.0,
         _ => 1.0,
     }

@@ -42,8 +42,8 @@
 //!    it). `x + 0.0` is not an identity for `x = -0.0` (`-0 + +0 = +0`), so
 //!    `x + (+0) -> x` fires only where the analysis proves `x` is never -0
 //!    (`analysis::Data::no_negzero`: results of sums, matmuls, exp, relu, abs,
-//!    casts, i32...), `x + (-0) -> x` always. Likewise `relu/abs x -> x` needs `x`
-//!    >= 0 and never -0, `x * 0 -> 0` needs `x` >= 0, and rules whose two sides
+//!    casts, i32...), `x + (-0) -> x` always. Likewise `relu/abs x -> x` needs a
+//!    non-negative `x` that is never -0, `x * 0 -> 0` a non-negative `x`, and rules whose two sides
 //!    differ only by the sign of a zero result get an explicit `+ 0`
 //!    (`sum over one element -> x + 0`, `sum(-x) -> -sum(x) + 0`) or are not made
 //!    (`-(a - b) -> b - a`, `0 - x -> -x` with +0, `a / recip(b) -> a * b`).

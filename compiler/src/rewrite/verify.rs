@@ -40,7 +40,7 @@ pub fn random_bindings(graph: &Graph, seed: u64, special: bool) -> Bindings {
                 DType::I32 => (rng.next() % 7) as f64 - 3.0,
                 DType::Bool => (rng.next() % 2) as f64,
                 _ => {
-                    if special && rng.next() % 6 == 0 {
+                    if special && rng.next().is_multiple_of(6) {
                         [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, 0.0, -0.0, 1.0][(rng.next() % 6) as usize]
                     } else {
                         rng.unit() * 4.0 - 2.0

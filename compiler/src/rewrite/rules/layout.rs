@@ -97,8 +97,8 @@ fn binary_expand(cx: &mut Cx) {
         }
     }
     // One side broadcast, the other a constant: shrink the constant instead.
-    let sides: Vec<(Vec<(Shape, Id)>, Option<f64>, Id, bool)> = vec![(le, rc, rr, true), (re, lc, l, false)];
-    for (expands, konst, const_class, expand_left) in sides {
+    // (expands of one side, the other side's constant and class, expand on the left)
+    for (expands, konst, const_class, expand_left) in [(le, rc, rr, true), (re, lc, l, false)] {
         let Some(c) = konst else { continue };
         for (s, a) in expands {
             let small = kiln_ir::TensorType::new(cx.ty(a).shape.clone(), cx.ty(const_class).dtype);

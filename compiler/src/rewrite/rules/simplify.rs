@@ -146,8 +146,8 @@ fn mul_zero(cx: &mut Cx) {
 fn div_one(cx: &mut Cx) {
     let [x, d] = [cx.args()[0], cx.args()[1]];
     match cx.konst(d) {
-        Some(v) if v == 1.0 => cx.emit_class(x),
-        Some(v) if v == -1.0 => {
+        Some(1.0) => cx.emit_class(x),
+        Some(-1.0) => {
             let mut r = cx.rhs();
             let t = r.class(x);
             let n = r.unary(UnaryOp::Neg, t);
