@@ -248,3 +248,35 @@ fn updates_in_place_and_copied() {
     b.output("w_sum", &w.sum(&[0, 1], false));
     check(&finish(&b), 4);
 }
+
+#[test]
+fn zero_sized_tensors() {
+    let b = GraphBuilder::new();
+    let x = b.input("x", [0, 3], DType::F32);
+    let w = b.input("w", [3, 0], DType::F32);
+    b.output("exp", &x.exp());
+    b.output("sum", &x.sum(&[0], false));
+    b.output("max", &x.max(&[0], true));
+    b.output("mean", &x.mean(&[0], false));
+    b.output("mm", &w.matmul(&x));
+    b.output("mm0", &x.matmul(&w));
+    check(&finish(&b), 12);
+}
+
+#[test]
+fn unusual_updates() {
+    let b = GraphBuilder::new();
+    let s = b.param("s", [], Init::Zeros);
+    let p = b.param("p", [3], Init::Zeros);
+    let q = b.param("q", [3], Init::Zeros);
+    let same = b.param("same", [2], Init::Zeros);
+    let lr = b.scalar("lr", DType::F32);
+    let x = b.input("x", [3], DType::F32);
+    b.update(&s, &lr);
+    b.update(&p, &q);
+    b.update(&q, &p);
+    b.update(&same, &same);
+    b.output("x2", &(&x * 2.0));
+    b.update(&b.state("from_input", [3], Init::Zeros), &x);
+    check(&finish(&b), 13);
+}

@@ -193,3 +193,4 @@ fn separate_adam_updates_are_one_horizontal_kernel() {
     let r = memory_report(&p);
     assert_eq!((r.in_place_updates, r.copied_updates), (18, 0), "{p}");
 }
+

@@ -101,6 +101,10 @@ pub(crate) fn allocate(g: &Graph, live: &[bool], part: &Partition, roles: &Roles
     }
     for &(t, v) in g.updates() {
         if t == v {
+            // `p <- p`: nothing to compute or copy, listed for completeness.
+            if let Some(&tb) = a.home.get(&t) {
+                a.updates.push((tb, tb));
+            }
             continue;
         }
         let (Some(&tb), Some(&vb)) = (a.home.get(&t), a.home.get(&v)) else {

@@ -6,6 +6,8 @@
 //!    (elementwise DAGs, reductions with prologue and epilogue, multi-stage row kernels
 //!    for softmax/cross-entropy, matmul + elementwise epilogue including the optimizer
 //!    update of the parameter whose gradient it produces, movement ops as views);
+//!    then `merge` folds a kernel into a consumer over the same iteration space that
+//!    can compute and store its results too (multi-output fusion);
 //! 2. `buffers` — one buffer per source (named by role) and per materialised node;
 //! 3. `kernels`/`emit` — build each kernel; a kernel that cannot be built as proposed
 //!    (a reduction read away from its row, a reshape of a strided view that needs a
