@@ -178,6 +178,11 @@ impl<'a, 'f> Emitter<'a, 'f> {
         for &c in &conds[1..] {
             ok = self.b.ins().band(ok, c);
         }
+        // Guarded loads also check the buffer's range at run time (see bounds.rs): the
+        // static checker cannot always prove "guards hold => index in range".
+        let len = self.p.buffers[buf.0 as usize].len as i64;
+        let in_range = self.guard_ok(idx, len);
+        ok = self.b.ins().band(ok, in_range);
         let real = self.addr(buf, idx);
         let safe = self.bufs[&buf];
         let a = self.b.ins().select(ok, real, safe);
@@ -217,6 +222,10 @@ impl<'a, 'f> Emitter<'a, 'f> {
                     });
                 }
                 let ok = ok.expect("guards present");
+                // All four lanes must lie in the buffer (see guarded_scalar_load).
+                let len = self.p.buffers[buf.0 as usize].len as i64;
+                let in_range = self.guard_ok(base, len - 3);
+                let ok = self.b.ins().band(ok, in_range);
                 let safe = self.bufs[&buf];
                 let a = self.b.ins().select(ok, real, safe);
                 let v = self.raw_load(Width::X4, dtype, a);
