@@ -128,6 +128,58 @@ fn graphs_without_work_are_fine() {
     assert_eq!(out.output("x"), out.source("x"));
 }
 
+/// Every op of the IR goes through the e-graph and back: a graph using all of them
+/// (convolution as unfold + matmul, col2im, gather, one_hot, iota, random, argmax,
+/// pad, slice, concat, casts, selects, every reduction) rewrites into an equivalent
+/// graph.
+#[test]
+fn every_op_survives_the_round_trip() {
+    let b = GraphBuilder::new();
+    let img = b.input("img", [2, 3, 5, 5], DType::F32);
+    let kernel = b.param("conv.w", [4, 3, 3, 3], Init::Normal { mean: 0.0, std: 1.0 });
+    let conv = img.conv2d(&kernel, [1, 1], [1, 1]);
+    let window = kiln_ir::Window2d {
+        kernel: [3, 3],
+        stride: [2, 2],
+        padding: [1, 1],
+    };
+    let cols = img.unfold2d(window);
+    let back = cols.fold2d(window, [5, 5]);
+    let table = b.input("table", [7, 4], DType::F32);
+    let idx = b.input("idx", [3], DType::I32);
+    let rows = table.gather(&idx);
+    let hot = idx.one_hot(7);
+    let iota = b.iota([3, 4], 1, DType::F32);
+    let seed = b.scalar("seed", DType::I32);
+    let step = b.scalar("step", DType::I32);
+    let noise = Tensor::random(&seed, &step, [3, 4], kiln_ir::Distribution::Normal, 3);
+    let noise2 = Tensor::random(&seed, &step, [3, 4], kiln_ir::Distribution::Normal, 3);
+    let mixed = &rows + &iota + &noise * &noise2;
+    let am = mixed.argmax(1);
+    let padded = mixed.pad(&[1, 0], &[0, 2], -1.5);
+    let sliced = padded.slice(&[0, 1], &[4, 6], &[2, 3]);
+    let cat = sliced.concat(&[&sliced.exp()], 0);
+    let sel = mixed.gt(0.0).select(&mixed, &mixed.tanh());
+    let reds = mixed.sum(&[0], false) + mixed.mean(&[0], false) + mixed.max(&[0], false) + mixed.min(&[0], false);
+    b.output("conv", &conv);
+    b.output("back", &back);
+    b.output("hot", &hot.matmul(&table));
+    b.output("argmax", &am.cast(DType::F32));
+    b.output("cat", &cat);
+    b.output("sel", &sel.powf(3.0).sigmoid().relu().abs().sign());
+    b.output("reds", &reds.sqrt().rsqrt().recip().log().sin().cos().neg());
+    b.output("int", &idx.mul(2).maximum(1).minimum(5).abs().neg());
+    let g = b.finish().unwrap();
+    let (out, st) = rewrite_checked(&g, &options());
+    assert!(st.nodes_after <= st.nodes_before, "{st}");
+    assert_eq!(count_op(&out, "random"), 1, "equal Philox draws are one node:\n{out}");
+    for op in [
+        "unfold2d", "fold2d", "gather", "one_hot", "iota", "argmax", "pad", "slice", "concat",
+    ] {
+        assert_eq!(count_op(&out, op), count_op(&g, op), "{op}");
+    }
+}
+
 // ----- sharing -----
 
 #[test]
@@ -375,12 +427,16 @@ fn mlp_forward_backward(features: usize, hidden: usize, classes: usize, batch: u
 }
 
 fn mlp_vsgd_step(features: usize, hidden: usize, classes: usize, batch: usize) -> Graph {
+    deep_mlp_vsgd_step(features, &[hidden, hidden], classes, batch)
+}
+
+fn deep_mlp_vsgd_step(features: usize, hidden: &[usize], classes: usize, batch: usize) -> Graph {
     let b = GraphBuilder::new();
     let x = b.input("x", [batch, features], DType::F32);
     let labels = b.input("labels", [batch], DType::I32);
     let mlp = Mlp {
         features,
-        hidden: vec![hidden, hidden],
+        hidden: hidden.to_vec(),
         classes,
     };
     let loss = mlp.forward(&b, &x).cross_entropy(&labels);
@@ -508,8 +564,22 @@ fn mlp_vsgd_training_step() {
 #[test]
 fn mlp_vsgd_training_step_full_size() {
     let g = mlp_vsgd_step(784, 256, 10, 128);
-    let (out, st) = rewrite(&g, &RewriteOptions::default());
+    // Generous limits: the counts must not depend on how busy the machine is.
+    let (out, st) = rewrite(&g, &options());
     report("MLP 784-256-256-10 + VSGD step (batch 128)", &g, &out, &st);
     assert!(st.fallback.is_none(), "{st}");
     assert_eq!((st.ops_before, st.ops_after), (348, 324), "{st}");
+}
+
+/// A ~500-op step (MLP 784-256x4-10, batch 128, VSGD): the size the rewriter's
+/// limits are sized for. Run with `--nocapture` for the time.
+#[test]
+fn five_hundred_op_step() {
+    let g = deep_mlp_vsgd_step(784, &[256; 4], 10, 128);
+    let (out, st) = rewrite(&g, &options());
+    report("MLP 784-256x4-10 + VSGD step (batch 128)", &g, &out, &st);
+    assert!(st.fallback.is_none(), "{st}");
+    assert!(st.phases.iter().all(|p| p.stop_reason == StopReason::Saturated), "{st}");
+    assert_eq!((st.ops_before, st.ops_after), (560, 484), "{st}");
+    assert_eq!(st.shared_divisors, 20, "{st}");
 }
