@@ -194,3 +194,42 @@ fn separate_adam_updates_are_one_horizontal_kernel() {
     assert_eq!((r.in_place_updates, r.copied_updates), (18, 0), "{p}");
 }
 
+/// The real pipeline rewrites before lowering: the rewritten step lowers to no more
+/// kernels and still trains like the interpreter runs the ORIGINAL graph (rewrites may
+/// change rounding, hence the tolerance).
+#[test]
+fn rewritten_steps_lower_and_match() {
+    use kiln_compiler::rewrite::{rewrite, RewriteOptions};
+    for opt in [Box::new(Adam::new()) as Box<dyn Optimizer>, Box::new(Vsgd::new())] {
+        let g = mlp_step(opt.as_ref(), &[13, 17, 5, 3], 7);
+        let (r, _) = rewrite(&g, &RewriteOptions::default());
+        let before = lower(&g, &LowerOptions::fused()).unwrap().launches();
+        let after = lower(&r, &LowerOptions::fused()).unwrap();
+        assert!(
+            after.launches() <= before,
+            "{}: {} kernels after rewriting, {before} before",
+            opt.name(),
+            after.launches()
+        );
+        let mut want = kiln_ir::init::initial_bindings(&g, 3);
+        let mut got = want.clone();
+        let mut rng = Rng(5);
+        for step in 1..=3 {
+            let mut batch = batch_bindings(&g, &mut rng, 3);
+            for (name, v) in opt.scalars(step).unwrap() {
+                let dtype = g.node(g.source(&name).unwrap()).dtype();
+                batch.insert(name, Value::scalar(v, dtype));
+            }
+            want.extend(batch.clone());
+            got.extend(batch);
+            let eval = evaluate(&g, &want).unwrap();
+            let run = eval_program(&after, &got).unwrap();
+            apply_updates(&g, &eval, &mut want);
+            run.apply_updates(&mut got);
+            for (name, v) in &want {
+                let d = rel_diff(&got[name].data, &v.data);
+                assert!(d <= 1e-9, "{}: step {step}: `{name}` differs by {d}", opt.name());
+            }
+        }
+    }
+}
