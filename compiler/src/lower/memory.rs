@@ -16,7 +16,7 @@ use crate::kernel::{Buffer, BufferId, BufferRole, Inst, Kernel, LoopKernel, Prog
 pub const SCRATCH_ALIGN: usize = 16;
 
 /// Bytes the runtime allocates for one step: every buffer with its own storage, at 4
-/// bytes per element (the kernel IR's storage size). After [`plan_memory`]-style reuse
+/// bytes per element (the kernel IR's storage size). After memory planning
 /// the temporaries contribute only their scratch arenas, i.e. the peak of what is live
 /// at once (plus alignment), so this is the step's peak memory.
 pub fn peak_bytes(p: &Program) -> usize {
