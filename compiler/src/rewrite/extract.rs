@@ -15,8 +15,8 @@
 //! Per-class choices cannot see sharing ACROSS classes, so one decision is made after
 //! extraction: [`share_divisors`] turns k >= 2 divisions by the same non-constant
 //! e-class into one reciprocal and k multiplications (`a/s, b/s -> r = 1/s; a*r, b*r`;
-//! same NaN/Inf and signed-zero results, one extra rounding). This module must not
-//! build IR graphs.
+//! same NaN/Inf and signed-zero results, one extra rounding; `s/s` stays, it is
+//! exact). This module must not build IR graphs.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -254,13 +254,17 @@ pub fn share_divisors(eg: &mut KGraph, x: &Extracted) -> Option<(Extracted, usiz
     let mut groups: Vec<(Id, Vec<Id>)> = Vec::new();
     for &c in &x.order {
         let node = &x.choice[&c];
-        if node.op != div || eg[node.children[1]].data.constant.is_some() {
+        if node.op != div {
             continue;
         }
-        let s = node.children[1];
-        match groups.iter_mut().find(|(d, _)| *d == s) {
+        // `s / s` is exactly 1 (or NaN); `s * (1/s)` is not always: keep it.
+        let (num, den) = (node.children[0], node.children[1]);
+        if eg[den].data.constant.is_some() || eg.find(num) == eg.find(den) {
+            continue;
+        }
+        match groups.iter_mut().find(|(d, _)| *d == den) {
             Some((_, users)) => users.push(c),
-            None => groups.push((s, vec![c])),
+            None => groups.push((den, vec![c])),
         }
     }
     groups.retain(|(_, users)| users.len() >= 2);

@@ -316,7 +316,7 @@ fn div_rsqrt(cx: &mut Cx) {
     }
 }
 
-/// sqrt(x) * sqrt(x) -> x for x with no negative element.
+/// sqrt(x) * sqrt(x) -> x for x with no negative element and no -0 (sqrt(-0)^2 = +0).
 fn sqrt_square(cx: &mut Cx) {
     let [a, b] = [cx.args()[0], cx.args()[1]];
     if !cx.same(a, b) {
@@ -324,7 +324,7 @@ fn sqrt_square(cx: &mut Cx) {
     }
     let inner: Vec<Id> = cx.unary_in(a, UnaryOp::Sqrt).collect();
     for x in inner {
-        if cx.data(x).nonneg {
+        if cx.data(x).nonneg && cx.data(x).no_negzero {
             cx.emit_class(x);
         }
     }
