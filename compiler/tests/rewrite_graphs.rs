@@ -159,7 +159,7 @@ fn every_op_survives_the_round_trip() {
     let padded = mixed.pad(&[1, 0], &[0, 2], -1.5);
     let sliced = padded.slice(&[0, 1], &[4, 6], &[2, 3]);
     let cat = sliced.concat(&[&sliced.exp()], 0);
-    let sel = mixed.gt(0.0).select(&mixed, &mixed.tanh());
+    let sel = mixed.gt(0.0).select(&mixed, mixed.tanh());
     let reds = mixed.sum(&[0], false) + mixed.mean(&[0], false) + mixed.max(&[0], false) + mixed.min(&[0], false);
     b.output("conv", &conv);
     b.output("back", &back);
