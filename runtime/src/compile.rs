@@ -187,7 +187,10 @@ fn compile_graph(graph: &Graph, options: &CompileOptions) -> Result<Compiled, Ru
 }
 
 fn lower_graph(graph: &Graph, fuse: bool) -> Result<Program, RuntimeError> {
-    // INTERIM until kiln_compiler::lower lands (replaced before hand-in).
-    let _ = (graph, fuse);
-    Err(RuntimeError::BackendUnavailable("graph lowering".into()))
+    let opts = if fuse {
+        kiln_compiler::lower::LowerOptions::fused()
+    } else {
+        kiln_compiler::lower::LowerOptions::unfused()
+    };
+    Ok(kiln_compiler::lower::lower(graph, &opts)?)
 }

@@ -4,6 +4,7 @@
 //! It owns no logic.
 
 use kiln_compiler::codegen::clif::CodegenError;
+use kiln_compiler::CompileError;
 use kiln_ir::{DType, IrError, Shape};
 use thiserror::Error;
 
@@ -46,6 +47,9 @@ pub enum RuntimeError {
 
     #[error("compile: the graph is invalid: {0}")]
     Graph(#[from] IrError),
+
+    #[error("compile: {0}")]
+    Lower(#[from] CompileError),
 
     #[error("compile: {0}")]
     Codegen(#[from] CodegenError),

@@ -13,7 +13,7 @@ use kiln_ir::interp::Bindings;
 use kiln_ir::{DType, Graph, Op, Shape, TensorType, Value};
 
 use crate::cpu::exec::{run_program, TaskError};
-use crate::cpu::{Buffers, HelperTable, JitProgram, Pool};
+use crate::cpu::{Buffers, JitProgram, Pool};
 use crate::error::RuntimeError;
 
 /// How long each compile stage took, and what it produced.
@@ -132,7 +132,6 @@ pub struct Executable {
     detached: HashMap<String, Value>,
     scalar_values: HashMap<String, f64>,
     scalar_slots: Vec<u32>,
-    helpers: HelperTable,
     poison: bool,
     pool: &'static Pool,
 }
@@ -192,7 +191,6 @@ impl Executable {
             detached: HashMap::new(),
             scalar_values: HashMap::new(),
             scalar_slots,
-            helpers: HelperTable::new(),
             poison: false,
             pool: Pool::global(),
             compiled,
@@ -413,7 +411,7 @@ impl Executable {
             &self.compiled.code,
             &mut self.buffers,
             &self.scalar_slots,
-            &self.helpers,
+            &self.compiled.code.helpers,
             self.pool,
         )
         .map_err(|TaskError::Panicked(kernel)| RuntimeError::WorkerPanicked { kernel })?;

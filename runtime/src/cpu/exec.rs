@@ -124,3 +124,56 @@ pub fn run_program(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kiln_compiler::codegen::clif::KernelAbi;
+
+    unsafe extern "C" fn nop(_: *const *mut u8, _: *const u32, _: *const *const u8, _: i64, _: i64) {}
+
+    fn kernel(total: usize, row: usize, lanes: usize, work: usize) -> JitKernel {
+        JitKernel {
+            name: "k".into(),
+            f: nop,
+            abi: KernelAbi {
+                outer_total: total,
+                lanes,
+                row,
+                work_per_point: work,
+                scalar_reason: None,
+                reads: vec![],
+                writes: vec![],
+                uses_helpers: false,
+            },
+            compile_time: Default::default(),
+            code_size: 0,
+        }
+    }
+
+    #[test]
+    fn small_kernels_stay_on_one_thread() {
+        assert_eq!(split(&kernel(1000, 1000, 4, 5), 8), (1000, 1));
+        assert_eq!(split(&kernel(1 << 20, 1 << 20, 4, 5), 1), (1 << 20, 1));
+        assert_eq!(split(&kernel(1, 1, 1, 1 << 30), 8), (1, 1));
+    }
+
+    #[test]
+    fn chunks_cover_the_range_and_align_to_rows_or_vectors() {
+        for (total, row, lanes, work, threads) in [
+            (1usize << 20, 1usize << 20, 4usize, 5usize, 2usize),
+            (300_007, 300_007, 4, 5, 2),
+            (1001 * 517, 517, 4, 3, 4),
+            (4097, 1, 1, 1000, 2),
+            (100, 10, 4, 100_000, 8),
+        ] {
+            let (chunk, n) = split(&kernel(total, row, lanes, work), threads);
+            assert!(n >= 2, "{total} {row}: {n}");
+            assert!(
+                chunk * n >= total && chunk * (n - 1) < total,
+                "{chunk} x {n} vs {total}"
+            );
+            assert!(chunk % row == 0 || chunk % (4 * lanes) == 0, "chunk {chunk} row {row}");
+        }
+    }
+}

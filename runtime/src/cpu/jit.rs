@@ -12,6 +12,7 @@ use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::{default_libcall_names, Linkage, Module};
 use kiln_compiler::codegen::clif::{ClifCode, ClifKernel, ClifProgram, KernelAbi, KernelFn};
 
+use super::helpers::HelperTable;
 use crate::error::RuntimeError;
 
 /// A callable generated kernel.
@@ -37,6 +38,9 @@ pub enum JitCode {
 pub struct JitProgram {
     module: Option<JITModule>,
     pub kernels: Vec<JitCode>,
+    /// The helper table every kernel of this program is called with (runtime helpers
+    /// plus this program's support functions).
+    pub helpers: HelperTable,
     /// Wall time of defining and finalizing everything.
     pub total_time: Duration,
 }
@@ -122,9 +126,27 @@ pub fn jit(program: ClifProgram, isa: OwnedTargetIsa) -> Result<JitProgram, Runt
             }
         }
     }
+    let mut support_ids = Vec::new();
+    for (f, func) in program.support {
+        let name = format!("support {f:?}");
+        let id = module
+            .declare_function(&format!("kiln_support_{}", f as usize), Linkage::Local, &func.signature)
+            .map_err(|e| jit_err(&name, e))?;
+        ctx.func = func;
+        ctx.func.name = UserFuncName::user(0, id.as_u32());
+        module
+            .define_function(id, &mut ctx)
+            .map_err(|e| jit_err(&name, format!("{e:?}")))?;
+        module.clear_context(&mut ctx);
+        support_ids.push((f, id));
+    }
     module
         .finalize_definitions()
         .map_err(|e| jit_err("<finalize>", format!("{e:?}")))?;
+    let mut helpers = HelperTable::new();
+    for (f, id) in support_ids {
+        helpers.set_support(f, module.get_finalized_function(id));
+    }
     let fns: Vec<JitKernel> = pending
         .into_iter()
         .map(|(id, meta)| {
@@ -155,6 +177,7 @@ pub fn jit(program: ClifProgram, isa: OwnedTargetIsa) -> Result<JitProgram, Runt
     Ok(JitProgram {
         module: Some(module),
         kernels,
+        helpers,
         total_time: start.elapsed(),
     })
 }

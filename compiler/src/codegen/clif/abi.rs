@@ -7,7 +7,7 @@
 //! ```text
 //! extern "C" fn(bufs: *const *mut u8,      // one base pointer per Program buffer, indexed by BufferId
 //!               scalars: *const u32,       // one 4-byte slot per Program scalar (f32 bits, i32, bool 0/1)
-//!               helpers: *const *const u8, // HELPER_COUNT function pointers, in `Helper` order
+//!               helpers: *const *const u8, // TABLE_LEN function pointers (see below)
 //!               begin: i64, end: i64)      // the half-open range of flat outer points to run
 //! ```
 //!
@@ -16,6 +16,9 @@
 //! - Every pointer must have at least [`SLACK_ELEMENTS`] readable elements from its
 //!   start even when the buffer is shorter (the runtime over-allocates): guarded vector
 //!   loads read a safe dummy address when their guard fails.
+//! - The helper table holds the runtime's [`Helper`]s at `0..HELPER_COUNT`, then the
+//!   program's generated support functions ([`MathFn`], `ClifProgram::support`) at
+//!   `HELPER_COUNT + MathFn as usize` (null where the program defines none).
 //! - Flat outer point `o` is the row-major index over `LoopKernel::outer` (`outer = []`
 //!   has the single point 0). Any split of `[0, outer_total)` into ranges may run
 //!   concurrently: the kernel IR guarantees outer points are independent.
@@ -54,6 +57,42 @@ pub const HELPER_COUNT: usize = 3;
 impl Helper {
     pub const ALL: [Helper; HELPER_COUNT] = [Helper::Sin, Helper::Cos, Helper::Pow];
 }
+
+/// Generated scalar math functions a program may define once and call from the cold
+/// scalar tails of its vector kernels (keeping inline expansions out of the tails
+/// halves the Cranelift time of transcendental-heavy kernels). Signature:
+/// `extern "C" fn(x: f32, helpers: *const *const u8) -> f32`; the result is
+/// bit-identical to the inline expansion, so a point's value never depends on whether
+/// it landed in a vector or a tail.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(usize)]
+pub enum MathFn {
+    Exp = 0,
+    Log = 1,
+    Tanh = 2,
+    Sigmoid = 3,
+    Sin = 4,
+    Cos = 5,
+}
+
+impl MathFn {
+    pub const ALL: [MathFn; 6] = [
+        MathFn::Exp,
+        MathFn::Log,
+        MathFn::Tanh,
+        MathFn::Sigmoid,
+        MathFn::Sin,
+        MathFn::Cos,
+    ];
+
+    /// Position in the helper table.
+    pub fn table_index(self) -> usize {
+        HELPER_COUNT + self as usize
+    }
+}
+
+/// Entries of the helper table passed to every kernel.
+pub const TABLE_LEN: usize = HELPER_COUNT + 6;
 
 /// What the runtime needs to know to call one generated kernel.
 #[derive(Clone, Debug, PartialEq)]
@@ -95,6 +134,15 @@ pub fn helper_signature(call_conv: CallConv, pow: bool) -> Signature {
     if pow {
         sig.params.push(AbiParam::new(types::F64));
     }
+    sig.returns.push(AbiParam::new(types::F32));
+    sig
+}
+
+/// Signature of a [`MathFn`] support function.
+pub fn math_signature(call_conv: CallConv, ptr: Type) -> Signature {
+    let mut sig = Signature::new(call_conv);
+    sig.params.push(AbiParam::new(types::F32));
+    sig.params.push(AbiParam::new(ptr));
     sig.returns.push(AbiParam::new(types::F32));
     sig
 }

@@ -57,7 +57,12 @@ pub struct HelperRefs {
     pub sig_unary: SigRef,
     /// `extern "C" fn(f32, f64) -> f32`.
     pub sig_pow: SigRef,
+    /// `extern "C" fn(f32, *const *const u8) -> f32` (generated support functions).
+    pub sig_math: SigRef,
     pub ptr_ty: Type,
+    /// Call the program's support functions for scalar transcendentals instead of
+    /// expanding them inline (used in the cold scalar tails of vector loops).
+    pub outline: bool,
 }
 
 /// A function builder viewed at one width.
@@ -305,6 +310,18 @@ impl<'a, 'f> Lanes<'a, 'f> {
                 out.expect("four lanes")
             }
         }
+    }
+
+    /// Call the program's generated support function `f` on scalar `x`.
+    pub fn call_support(&mut self, f: super::abi::MathFn, x: Value) -> Value {
+        let h = self.helpers;
+        let off = (f.table_index() * h.ptr_ty.bytes() as usize) as i32;
+        let fptr = self
+            .b
+            .ins()
+            .load(h.ptr_ty, MemFlagsData::trusted().with_readonly(), h.table, off);
+        let inst = self.b.ins().call_indirect(h.sig_math, fptr, &[x, h.table]);
+        self.b.inst_results(inst)[0]
     }
 
     /// Reinterpret a 128-bit vector with a different lane layout (little-endian lanes).

@@ -122,7 +122,11 @@ impl<'a, 'f> Emitter<'a, 'f> {
         if n > 0 {
             vars.push(VarVal::Uniform(sl.iv));
         }
+        // The tail of a vector loop is cold: transcendentals there call the program's
+        // support functions instead of repeating their expansion (see `support`).
+        self.helpers.outline = self.plan.is_vector();
         self.emit_point(Width::Scalar, &vars);
+        self.helpers.outline = false;
         if n > 0 {
             vars.pop();
         }

@@ -27,8 +27,8 @@
 use cranelift_codegen::ir::condcodes::FloatCC;
 use cranelift_codegen::ir::{InstBuilder, Value};
 
-use super::abi::Helper;
-use super::lanes::Lanes;
+use super::abi::{Helper, MathFn};
+use super::lanes::{Lanes, Width};
 
 /// Largest |x| the inline sin/cos reduction handles; beyond it the helper is called.
 pub const TRIG_FAST_LIMIT: f32 = 8192.0;
@@ -65,7 +65,7 @@ fn pow2i(l: &mut Lanes, n: Value) -> Value {
     l.from_bits(bits)
 }
 
-pub fn exp(l: &mut Lanes, x: Value) -> Value {
+fn exp_inline(l: &mut Lanes, x: Value) -> Value {
     const MAGIC: f32 = 12_582_912.0; // 1.5 * 2^23
                                      // Clamp so that n stays in [-150, 128] (NaN passes through: compares are false).
     let hi = l.f(88.8);
@@ -112,7 +112,7 @@ pub fn exp(l: &mut Lanes, x: Value) -> Value {
     l.mul(y, s2)
 }
 
-pub fn log(l: &mut Lanes, x: Value) -> Value {
+fn log_inline(l: &mut Lanes, x: Value) -> Value {
     let min_normal = l.f(f32::MIN_POSITIVE);
     let small = l.fcmp(FloatCC::LessThan, x, min_normal);
     let scale = l.f(8_388_608.0); // 2^23
@@ -176,7 +176,7 @@ pub fn log(l: &mut Lanes, x: Value) -> Value {
     replace_if(l, bad, f32::NAN, r)
 }
 
-pub fn tanh(l: &mut Lanes, x: Value) -> Value {
+fn tanh_inline(l: &mut Lanes, x: Value) -> Value {
     let a = l.b.ins().fabs(x);
     // Small |x|: x + x^3 P(x^2).
     let z = l.mul(x, x);
@@ -194,7 +194,7 @@ pub fn tanh(l: &mut Lanes, x: Value) -> Value {
     let small = l.mul_add(xz, p, x);
     // Large |x|: 1 - 2 / (e^{2|x|} + 1), sign of x.
     let two_a = l.add(a, a);
-    let e = exp(l, two_a);
+    let e = exp_inline(l, two_a);
     let one = l.f(1.0);
     let d = l.add(e, one);
     let two = l.f(2.0);
@@ -206,10 +206,10 @@ pub fn tanh(l: &mut Lanes, x: Value) -> Value {
     l.select(is_small, small, big)
 }
 
-pub fn sigmoid(l: &mut Lanes, x: Value) -> Value {
+fn sigmoid_inline(l: &mut Lanes, x: Value) -> Value {
     let a = l.b.ins().fabs(x);
     let na = l.b.ins().fneg(a);
-    let e = exp(l, na);
+    let e = exp_inline(l, na);
     let one = l.f(1.0);
     let zero = l.f(0.0);
     let nonneg = l.fcmp(FloatCC::GreaterThanOrEqual, x, zero);
@@ -273,7 +273,8 @@ fn trig_fast(l: &mut Lanes, x: Value, cos: bool) -> Value {
     l.from_bits(rb)
 }
 
-/// `fast` unless some lane of `slow` is set; then the helper for every lane.
+/// `fast`, with the lanes set in `slow` replaced by the helper's result (computed only
+/// when some lane needs it).
 fn with_slow_path(l: &mut Lanes, slow: Value, fast: Value, helper: Helper, x: Value) -> Value {
     let ty = l.fty();
     let any = l.any(slow);
@@ -283,12 +284,13 @@ fn with_slow_path(l: &mut Lanes, slow: Value, fast: Value, helper: Helper, x: Va
     l.b.ins().brif(any, slow_b, &[], join, &[fast.into()]);
     l.b.switch_to_block(slow_b);
     let r = l.call_helper(helper as usize, x, &[]);
+    let r = l.select(slow, r, fast);
     l.b.ins().jump(join, &[r.into()]);
     l.b.switch_to_block(join);
     l.b.block_params(join)[0]
 }
 
-fn trig(l: &mut Lanes, x: Value, cos: bool) -> Value {
+fn trig_inline(l: &mut Lanes, x: Value, cos: bool) -> Value {
     let fast = trig_fast(l, x, cos);
     let a = l.b.ins().fabs(x);
     let lim = l.f(TRIG_FAST_LIMIT);
@@ -297,12 +299,50 @@ fn trig(l: &mut Lanes, x: Value, cos: bool) -> Value {
     with_slow_path(l, slow, fast, h, x)
 }
 
+/// The inline expansion of `f` (what support functions and vector bodies run).
+pub fn inline(l: &mut Lanes, f: MathFn, x: Value) -> Value {
+    match f {
+        MathFn::Exp => exp_inline(l, x),
+        MathFn::Log => log_inline(l, x),
+        MathFn::Tanh => tanh_inline(l, x),
+        MathFn::Sigmoid => sigmoid_inline(l, x),
+        MathFn::Sin => trig_inline(l, x, false),
+        MathFn::Cos => trig_inline(l, x, true),
+    }
+}
+
+/// `f(x)`: a call of the program's support function in outlined scalar code, else the
+/// inline expansion (bit-identical either way).
+pub fn apply(l: &mut Lanes, f: MathFn, x: Value) -> Value {
+    if l.helpers.outline && l.w == Width::Scalar {
+        l.call_support(f, x)
+    } else {
+        inline(l, f, x)
+    }
+}
+
+pub fn exp(l: &mut Lanes, x: Value) -> Value {
+    apply(l, MathFn::Exp, x)
+}
+
+pub fn log(l: &mut Lanes, x: Value) -> Value {
+    apply(l, MathFn::Log, x)
+}
+
+pub fn tanh(l: &mut Lanes, x: Value) -> Value {
+    apply(l, MathFn::Tanh, x)
+}
+
+pub fn sigmoid(l: &mut Lanes, x: Value) -> Value {
+    apply(l, MathFn::Sigmoid, x)
+}
+
 pub fn sin(l: &mut Lanes, x: Value) -> Value {
-    trig(l, x, false)
+    apply(l, MathFn::Sin, x)
 }
 
 pub fn cos(l: &mut Lanes, x: Value) -> Value {
-    trig(l, x, true)
+    apply(l, MathFn::Cos, x)
 }
 
 /// sqrt(x) with pow's conventions: +0 for ±0, +inf for -inf.

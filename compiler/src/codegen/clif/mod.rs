@@ -12,6 +12,7 @@
 
 pub mod abi;
 mod bounds;
+mod collapse;
 mod emit;
 pub mod index;
 pub mod lanes;
@@ -21,6 +22,7 @@ pub mod philox;
 pub mod plan;
 pub mod probe;
 mod reduce;
+pub mod support;
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -31,7 +33,7 @@ use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use kiln_ir::DType;
 use thiserror::Error;
 
-pub use abi::{Helper, KernelAbi, KernelFn, HELPER_COUNT, SLACK_ELEMENTS};
+pub use abi::{Helper, KernelAbi, KernelFn, MathFn, HELPER_COUNT, SLACK_ELEMENTS, TABLE_LEN};
 pub use math::TRIG_FAST_LIMIT;
 
 use crate::kernel::{BufferId, Inst, Kernel, LoopKernel, Program};
@@ -87,10 +89,13 @@ pub enum ClifCode {
     },
 }
 
-/// Generated code for a whole program, parallel to `Program::kernels`.
+/// Generated code for a whole program: one entry per `Program` kernel, plus the
+/// support functions the kernels call (to be placed in the helper table at
+/// `MathFn::table_index`).
 #[derive(Clone, Debug)]
 pub struct ClifProgram {
     pub kernels: Vec<ClifCode>,
+    pub support: Vec<(MathFn, Function)>,
 }
 
 /// The host ISA with kiln's settings (`opt_level = speed`, no PIC). With
@@ -140,20 +145,32 @@ pub fn isa_has_simd(isa: &dyn TargetIsa) -> bool {
 /// Generate code for every kernel of `p`, after checking the program's memory safety.
 pub fn compile_program(p: &Program, isa: &dyn TargetIsa, options: &ClifOptions) -> Result<ClifProgram, CodegenError> {
     let mut kernels = Vec::with_capacity(p.kernels.len());
+    let mut needed = BTreeSet::new();
+    let mut loop_kernel = |l: &LoopKernel| -> Result<ClifKernel, CodegenError> {
+        let c = compile_loop_kernel(p, l, isa, options)?;
+        if c.abi.lanes > 1 {
+            needed.extend(support::needed_by(l));
+        }
+        Ok(c)
+    };
     for k in &p.kernels {
         kernels.push(match k {
-            Kernel::Loop(l) => ClifCode::Loop(compile_loop_kernel(p, l, isa, options)?),
+            Kernel::Loop(l) => ClifCode::Loop(loop_kernel(l)?),
             Kernel::MatMul(m) => {
                 bounds::check_matmul(p, m)?;
                 let epilogue = match &m.epilogue {
-                    Some(e) => Some(compile_loop_kernel(p, e, isa, options)?),
+                    Some(e) => Some(loop_kernel(e)?),
                     None => None,
                 };
                 ClifCode::MatMul { epilogue }
             }
         });
     }
-    Ok(ClifProgram { kernels })
+    let support = needed
+        .into_iter()
+        .map(|f| Ok((f, support::support_function(f, isa)?)))
+        .collect::<Result<_, CodegenError>>()?;
+    Ok(ClifProgram { kernels, support })
 }
 
 fn buffers_touched(k: &LoopKernel) -> (Vec<BufferId>, Vec<BufferId>) {
@@ -196,6 +213,8 @@ pub fn compile_loop_kernel(
     options: &ClifOptions,
 ) -> Result<ClifKernel, CodegenError> {
     bounds::check_loop_kernel(p, k)?;
+    let collapsed = collapse::collapse(k);
+    let k = &collapsed;
     let simd = options.simd && isa_has_simd(isa);
     let plan = plan::plan(p, k, simd)?;
     let ptr_ty = isa.pointer_type();
@@ -233,11 +252,14 @@ pub fn compile_loop_kernel(
         };
         let sig_unary = b.import_signature(abi::helper_signature(call_conv, false));
         let sig_pow = b.import_signature(abi::helper_signature(call_conv, true));
+        let sig_math = b.import_signature(abi::math_signature(call_conv, ptr_ty));
         let helpers = HelperRefs {
             table: params.helpers,
             sig_unary,
             sig_pow,
+            sig_math,
             ptr_ty,
+            outline: false,
         };
         let mut bufs = HashMap::new();
         for &id in reads.iter().chain(&writes) {

@@ -36,11 +36,14 @@ pub fn philox_probe(isa: &dyn TargetIsa, simd: bool) -> Result<Function, Codegen
         let (ctr, key, out, n) = (p[0], p[1], p[2], p[3]);
         let sig_unary = b.import_signature(abi::helper_signature(cc, false));
         let sig_pow = b.import_signature(abi::helper_signature(cc, true));
+        let sig_math = b.import_signature(abi::math_signature(cc, ptr));
         let helpers = HelperRefs {
             table: ctr,
             sig_unary,
             sig_pow,
+            sig_math,
             ptr_ty: ptr,
+            outline: false,
         };
         let flags = MemFlagsData::new().with_notrap();
         let k0 = b.ins().load(types::I32, flags, key, 0);
