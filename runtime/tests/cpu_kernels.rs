@@ -254,6 +254,18 @@ fn three_stage_softmax() {
                 1e-7,
                 2e-5,
             );
+            // Strided softmax vectorises the outer loop; row softmax its three inner loops.
+            let exe = compile_program(p, &ClifOptions::default()).unwrap();
+            let JitCode::Loop(k) = &exe.compiled().code.kernels[0] else {
+                unreachable!()
+            };
+            let (outer, inner) = if axis == 1 { (rows, cols) } else { (cols, rows) };
+            let want = match (axis, outer >= 4, inner >= 4) {
+                (0, true, _) => (4, 0),
+                (_, _, true) => (1, 3),
+                _ => (1, 0),
+            };
+            assert_eq!((k.abi.lanes, k.abi.vector_stages), want, "axis {axis} [{rows}, {cols}]: {:?}", k.abi);
         }
     }
 }

@@ -139,6 +139,7 @@ mod tests {
             abi: KernelAbi {
                 outer_total: total,
                 lanes,
+                vector_stages: 0,
                 row,
                 work_per_point: work,
                 scalar_reason: None,

@@ -101,6 +101,8 @@ pub struct KernelAbi {
     pub outer_total: usize,
     /// 4 when the main loop runs f32x4 over the innermost outer dimension, else 1.
     pub lanes: usize,
+    /// Stages whose inner loop runs f32x4 instead (row reductions), when `lanes == 1`.
+    pub vector_stages: usize,
     /// Extent of the innermost outer dimension: ranges that start at multiples of it
     /// (or of `lanes`) keep the vector loop aligned with rows.
     pub row: usize,

@@ -19,7 +19,8 @@ use cranelift_codegen::ir::{types, Block, InstBuilder, Value};
 use super::emit::{Emitter, Env, Point, Val};
 use super::index::VarVal;
 use super::lanes::Width;
-use crate::kernel::{AccId, Inst};
+use super::reduce::AccSlot;
+use crate::kernel::{AccId, Inst, Stage};
 
 /// An open counted loop: `iv` runs from its start while `iv + step <= end`.
 pub struct OpenLoop {
@@ -141,14 +142,18 @@ impl<'a, 'f> Emitter<'a, 'f> {
     fn emit_point(&mut self, w: Width, outer_vars: &[VarVal]) {
         let k = self.k;
         let mut finished: HashMap<AccId, Val> = HashMap::new();
-        for stage in &k.stages {
-            let slots: Vec<_> = stage.accumulators.iter().map(|a| self.acc_init(a, w)).collect();
+        for (si, stage) in k.stages.iter().enumerate() {
             let mut pt = Point {
                 w,
                 vars: outer_vars.to_vec(),
                 extents: k.outer.clone(),
             };
             pt.extents.extend(stage.inner.iter().copied());
+            if self.plan.stage_vector.get(si).copied().flatten().is_some() && w == Width::Scalar {
+                self.emit_inner_vector_stage(stage, pt, &mut finished);
+                continue;
+            }
+            let slots: Vec<_> = stage.accumulators.iter().map(|a| self.acc_init(a, w)).collect();
             let mut loops = Vec::new();
             for &extent in &stage.inner {
                 let zero = self.b.ins().iconst(types::I64, 0);
@@ -157,23 +162,7 @@ impl<'a, 'f> Emitter<'a, 'f> {
                 pt.vars.push(VarVal::Uniform(l.iv));
                 loops.push(l);
             }
-            let mut env: Env = HashMap::new();
-            for (id, inst) in &stage.insts {
-                if self.plan.fused_muls.contains(id) {
-                    continue;
-                }
-                let v = match inst {
-                    Inst::Acc(a) => finished[a],
-                    _ => self.inst(&pt, &env, inst),
-                };
-                env.insert(*id, v);
-            }
-            for (a, slot) in stage.accumulators.iter().zip(&slots) {
-                self.acc_fold(a, slot, &env);
-            }
-            for st in &stage.stores {
-                self.store(&pt, &env, st);
-            }
+            self.emit_body(stage, &pt, &slots, &finished);
             while let Some(l) = loops.pop() {
                 self.loop_end(l);
             }
@@ -182,6 +171,79 @@ impl<'a, 'f> Emitter<'a, 'f> {
                 let v = self.acc_finish(a, slot, count);
                 finished.insert(a.id, v);
             }
+        }
+    }
+
+    /// One inner point (or four): instructions, accumulator folds, stores.
+    fn emit_body(&mut self, stage: &Stage, pt: &Point, slots: &[AccSlot], finished: &HashMap<AccId, Val>) {
+        let mut env: Env = HashMap::new();
+        for (id, inst) in &stage.insts {
+            if self.plan.fused_muls.contains(id) {
+                continue;
+            }
+            let v = match inst {
+                Inst::Acc(a) => finished[a],
+                _ => self.inst(pt, &env, inst),
+            };
+            env.insert(*id, v);
+        }
+        for (a, slot) in stage.accumulators.iter().zip(slots) {
+            self.acc_fold(a, slot, &env);
+        }
+        for st in &stage.stores {
+            self.store(pt, &env, st);
+        }
+    }
+
+    /// A stage whose innermost inner loop runs in f32x4 lanes (the outer point is
+    /// scalar): accumulators keep partial lanes plus a scalar tail, combined at the end.
+    fn emit_inner_vector_stage(&mut self, stage: &Stage, mut pt: Point, finished: &mut HashMap<AccId, Val>) {
+        let partial: Vec<AccSlot> = stage
+            .accumulators
+            .iter()
+            .map(|a| self.acc_init_at(a, Width::X4))
+            .collect();
+        let tail: Vec<AccSlot> = stage
+            .accumulators
+            .iter()
+            .map(|a| self.acc_init_at(a, Width::Scalar))
+            .collect();
+        let (&last, rest) = stage
+            .inner
+            .split_last()
+            .expect("inner-vectorised stages have inner loops");
+        let mut loops = Vec::new();
+        for &extent in rest {
+            let zero = self.b.ins().iconst(types::I64, 0);
+            let end = self.b.ins().iconst(types::I64, extent as i64);
+            let l = self.loop_begin(zero, end, 1);
+            pt.vars.push(VarVal::Uniform(l.iv));
+            loops.push(l);
+        }
+        let zero = self.b.ins().iconst(types::I64, 0);
+        let jv = self.b.ins().iconst(types::I64, (last & !3) as i64);
+        let end = self.b.ins().iconst(types::I64, last as i64);
+        let vl = self.loop_begin(zero, jv, 4);
+        pt.vars.push(VarVal::Lanes(vl.iv));
+        pt.w = Width::X4;
+        self.emit_body(stage, &pt, &partial, finished);
+        pt.vars.pop();
+        self.loop_end(vl);
+        let tl = self.loop_begin(jv, end, 1);
+        pt.vars.push(VarVal::Uniform(tl.iv));
+        pt.w = Width::Scalar;
+        self.helpers.outline = true;
+        self.emit_body(stage, &pt, &tail, finished);
+        self.helpers.outline = false;
+        pt.vars.pop();
+        self.loop_end(tl);
+        while let Some(l) = loops.pop() {
+            self.loop_end(l);
+        }
+        let count: usize = stage.inner.iter().product();
+        for ((a, p), t) in stage.accumulators.iter().zip(&partial).zip(&tail) {
+            let v = self.acc_combine(a, p, t, count);
+            finished.insert(a.id, v);
         }
     }
 }

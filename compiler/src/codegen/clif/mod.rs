@@ -148,7 +148,7 @@ pub fn compile_program(p: &Program, isa: &dyn TargetIsa, options: &ClifOptions) 
     let mut needed = BTreeSet::new();
     let mut loop_kernel = |l: &LoopKernel| -> Result<ClifKernel, CodegenError> {
         let c = compile_loop_kernel(p, l, isa, options)?;
-        if c.abi.lanes > 1 {
+        if c.abi.lanes > 1 || c.abi.vector_stages > 0 {
             needed.extend(support::needed_by(l));
         }
         Ok(c)
@@ -322,6 +322,7 @@ pub fn compile_loop_kernel(
         abi: KernelAbi {
             outer_total: k.outer.iter().product(),
             lanes: if plan.is_vector() { 4 } else { 1 },
+            vector_stages: plan.vector_stages(),
             row: k.outer.last().copied().unwrap_or(1),
             work_per_point: plan.work_per_point,
             scalar_reason: plan.scalar_reason.clone(),

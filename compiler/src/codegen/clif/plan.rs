@@ -1,13 +1,17 @@
 //! Static analysis of one loop kernel before emission: the dtype of every value, which
-//! values are uniform across the 4 lanes of the vector loop, whether the vector loop
-//! is used at all, and which multiplies fuse into their single consumer as FMA.
+//! values are uniform across the 4 lanes of a vector loop, which loop runs in lanes,
+//! and which multiplies fuse into their single consumer as FMA.
 //!
-//! Vectorisation is over the innermost outer loop variable ("the vector variable"). An
-//! index is classified as uniform (same for all lanes), affine with a coefficient in
-//! that variable, or per-lane. The vector loop is used when every store is affine with
+//! First choice is the innermost outer loop variable ("outer" vectorisation: four
+//! independent outer points per iteration). An index is classified as uniform (same
+//! for all lanes), affine with a coefficient in the vector variable, or per-lane. The
+//! outer loop runs in lanes when, in every stage, every store is affine with
 //! coefficient 1 (a contiguous 4-lane store) and every load is uniform, contiguous, or
-//! a data-dependent gather; otherwise the kernel runs the scalar loop (the reason is
-//! reported in the ABI). Emission must classify exactly like [`classify`].
+//! a data-dependent gather. Otherwise (e.g. a row reduction whose loads stride by the
+//! row length) each stage's innermost inner loop is tried with the same rules ("inner"
+//! vectorisation: accumulators keep four partial lanes combined after the loop), and a
+//! stage that fails both runs scalar. The ABI reports the outer reason. Emission must
+//! classify exactly like [`classify`].
 
 use std::collections::{HashMap, HashSet};
 
@@ -68,9 +72,15 @@ pub struct ValInfo {
 
 #[derive(Clone, Debug)]
 pub struct Plan {
-    /// The innermost outer variable, when the vector loop is used.
+    /// The innermost outer variable, when the outer loop runs in f32x4 lanes.
     pub vector_var: Option<usize>,
+    /// Why the outer loop runs scalar, when it does.
     pub scalar_reason: Option<String>,
+    /// Per stage: the innermost inner variable when that stage's inner loop runs in
+    /// f32x4 lanes instead ("inner" vectorisation of row reductions; only when the
+    /// outer loop is scalar). Accumulators then keep 4 partial lanes, combined after
+    /// the stage.
+    pub stage_vector: Vec<Option<usize>>,
     pub values: HashMap<ValueId, ValInfo>,
     pub accs: HashMap<AccId, ValInfo>,
     /// Multiplies emitted inside their single consumer (an add/sub or a sum fold).
@@ -80,8 +90,14 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// Whether the outer loop runs in lanes.
     pub fn is_vector(&self) -> bool {
         self.vector_var.is_some()
+    }
+
+    /// Stages whose inner loop runs in lanes.
+    pub fn vector_stages(&self) -> usize {
+        self.stage_vector.iter().filter(|s| s.is_some()).count()
     }
 }
 
@@ -331,15 +347,22 @@ fn fusable_muls(stage: &Stage, types: &HashMap<ValueId, DType>) -> HashSet<Value
     fused
 }
 
-/// Uniformity of every value and accumulator for vector variable `vv`.
-fn uniformity(
-    k: &LoopKernel,
-    vv: usize,
-    types: &HashMap<ValueId, DType>,
-) -> (HashMap<ValueId, bool>, HashMap<AccId, bool>) {
+/// Uniformity of every value and accumulator. `vv[s]` is stage `s`'s vector variable
+/// (`None`: the stage runs scalar, everything uniform); `inner` marks inner-loop
+/// vectorisation, whose accumulators are combined to scalars after the stage.
+fn uniformity(k: &LoopKernel, vv: &[Option<usize>], inner: bool) -> (HashMap<ValueId, bool>, HashMap<AccId, bool>) {
     let mut vals: HashMap<ValueId, bool> = HashMap::new();
     let mut accs: HashMap<AccId, bool> = HashMap::new();
-    for stage in &k.stages {
+    for (stage, &svv) in k.stages.iter().zip(vv) {
+        let Some(vv) = svv else {
+            for (id, _) in &stage.insts {
+                vals.insert(*id, true);
+            }
+            for a in &stage.accumulators {
+                accs.insert(a.id, true);
+            }
+            continue;
+        };
         for (id, inst) in &stage.insts {
             let u = |v: ValueId| vals.get(&v).copied().unwrap_or(false);
             let uniform = match inst {
@@ -359,43 +382,41 @@ fn uniformity(
             vals.insert(*id, uniform);
         }
         for a in &stage.accumulators {
-            let u = match &a.reduction {
-                Reduction::Fold { value, .. } => vals.get(value).copied().unwrap_or(false),
-                Reduction::ArgMax { value, index } => {
-                    vals.get(value).copied().unwrap_or(false) && vals.get(index).copied().unwrap_or(false)
-                }
-            };
+            let u = inner
+                || match &a.reduction {
+                    Reduction::Fold { value, .. } => vals.get(value).copied().unwrap_or(false),
+                    Reduction::ArgMax { value, index } => {
+                        vals.get(value).copied().unwrap_or(false) && vals.get(index).copied().unwrap_or(false)
+                    }
+                };
             accs.insert(a.id, u);
         }
     }
-    let _ = types;
     (vals, accs)
 }
 
-/// Why the vector loop cannot be used with vector variable `vv`, if it cannot.
-fn vector_blocker(k: &LoopKernel, vv: usize, uniform: &HashMap<ValueId, bool>) -> Option<String> {
+/// Why stage `s` cannot run with vector variable `vv`, if it cannot.
+fn stage_blocker(s: usize, stage: &Stage, vv: usize, uniform: &HashMap<ValueId, bool>) -> Option<String> {
     let u = |v: ValueId| uniform.get(&v).copied().unwrap_or(false);
-    for (s, stage) in k.stages.iter().enumerate() {
-        for (id, inst) in &stage.insts {
-            if let Inst::Load { buf, index, .. } = inst {
-                match classify(index, vv, &u) {
-                    IxClass::Uniform | IxClass::Affine(1) | IxClass::PerLane { from_var: false } => {}
-                    c => {
-                        return Some(format!(
-                            "stage {s}: {id} = load {buf}[{index}] is {c:?} in the vector variable i{vv}"
-                        ))
-                    }
+    for (id, inst) in &stage.insts {
+        if let Inst::Load { buf, index, .. } = inst {
+            match classify(index, vv, &u) {
+                IxClass::Uniform | IxClass::Affine(1) | IxClass::PerLane { from_var: false } => {}
+                c => {
+                    return Some(format!(
+                        "stage {s}: {id} = load {buf}[{index}] is {c:?} in the vector variable i{vv}"
+                    ))
                 }
             }
         }
-        for st in &stage.stores {
-            let c = classify(&st.index, vv, &u);
-            if c != IxClass::Affine(1) {
-                return Some(format!(
-                    "stage {s}: store {}[{}] is {c:?} in the vector variable i{vv}",
-                    st.buf, st.index
-                ));
-            }
+    }
+    for st in &stage.stores {
+        let c = classify(&st.index, vv, &u);
+        if c != IxClass::Affine(1) {
+            return Some(format!(
+                "stage {s}: store {}[{}] is {c:?} in the vector variable i{vv}",
+                st.buf, st.index
+            ));
         }
     }
     None
@@ -412,68 +433,90 @@ fn work_estimate(k: &LoopKernel) -> usize {
         .max(1)
 }
 
-/// Analyse `k`. `simd`: whether the vector loop may be used at all.
+fn infos<K: Copy + Eq + std::hash::Hash>(types: &HashMap<K, DType>, uniform: &HashMap<K, bool>) -> HashMap<K, ValInfo> {
+    types
+        .iter()
+        .map(|(&v, &dtype)| {
+            (
+                v,
+                ValInfo {
+                    dtype,
+                    uniform: uniform.get(&v).copied().unwrap_or(true),
+                },
+            )
+        })
+        .collect()
+}
+
+/// Vectorise the outer loop if every stage allows it; the reason when not.
+fn outer_vector(k: &LoopKernel) -> Result<usize, String> {
+    let Some(&last) = k.outer.last() else {
+        return Err("no outer loop".into());
+    };
+    if last < 4 {
+        return Err(format!("innermost outer extent {last} < 4 lanes"));
+    }
+    let vv = k.outer.len() - 1;
+    let all = vec![Some(vv); k.stages.len()];
+    let (uv, _) = uniformity(k, &all, false);
+    for (s, stage) in k.stages.iter().enumerate() {
+        if let Some(r) = stage_blocker(s, stage, vv, &uv) {
+            return Err(r);
+        }
+    }
+    Ok(vv)
+}
+
+/// Per stage, the inner variable to vectorise when the outer loop is scalar.
+fn inner_vectors(k: &LoopKernel) -> Vec<Option<usize>> {
+    let n = k.outer.len();
+    let candidates: Vec<Option<usize>> = k
+        .stages
+        .iter()
+        .map(|s| match s.inner.last() {
+            Some(&e) if e >= 4 => Some(n + s.inner.len() - 1),
+            _ => None,
+        })
+        .collect();
+    let (uv, _) = uniformity(k, &candidates, true);
+    k.stages
+        .iter()
+        .enumerate()
+        .zip(&candidates)
+        .map(|((s, stage), c)| c.filter(|&vv| stage_blocker(s, stage, vv, &uv).is_none()))
+        .collect()
+}
+
+/// Analyse `k`. `simd`: whether vector loops may be used at all.
 pub fn plan(p: &Program, k: &LoopKernel, simd: bool) -> Result<Plan, CodegenError> {
     let (types, acc_types) = dtypes(p, k)?;
     let mut fused_muls = HashSet::new();
     for stage in &k.stages {
         fused_muls.extend(fusable_muls(stage, &types));
     }
-    let scalar_plan = |reason: String| Plan {
-        vector_var: None,
-        scalar_reason: Some(reason),
-        values: types
-            .iter()
-            .map(|(&v, &dtype)| (v, ValInfo { dtype, uniform: true }))
-            .collect(),
-        accs: acc_types
-            .iter()
-            .map(|(&a, &dtype)| (a, ValInfo { dtype, uniform: true }))
-            .collect(),
-        fused_muls: fused_muls.clone(),
-        work_per_point: work_estimate(k),
+    let nstages = k.stages.len();
+    let (vector_var, scalar_reason, stage_vector) = if !simd {
+        (
+            None,
+            Some("SIMD disabled (options or ISA)".to_string()),
+            vec![None; nstages],
+        )
+    } else {
+        match outer_vector(k) {
+            Ok(vv) => (Some(vv), None, vec![None; nstages]),
+            Err(reason) => (None, Some(reason), inner_vectors(k)),
+        }
     };
-    if !simd {
-        return Ok(scalar_plan("SIMD disabled (options or ISA)".into()));
-    }
-    let Some(&last) = k.outer.last() else {
-        return Ok(scalar_plan("no outer loop".into()));
+    let (uv, ua) = match vector_var {
+        Some(vv) => uniformity(k, &vec![Some(vv); nstages], false),
+        None => uniformity(k, &stage_vector, true),
     };
-    if last < 4 {
-        return Ok(scalar_plan(format!("innermost outer extent {last} < 4 lanes")));
-    }
-    let vv = k.outer.len() - 1;
-    let (uv, ua) = uniformity(k, vv, &types);
-    if let Some(reason) = vector_blocker(k, vv, &uv) {
-        return Ok(scalar_plan(reason));
-    }
     Ok(Plan {
-        vector_var: Some(vv),
-        scalar_reason: None,
-        values: types
-            .iter()
-            .map(|(&v, &dtype)| {
-                (
-                    v,
-                    ValInfo {
-                        dtype,
-                        uniform: uv.get(&v).copied().unwrap_or(false),
-                    },
-                )
-            })
-            .collect(),
-        accs: acc_types
-            .iter()
-            .map(|(&a, &dtype)| {
-                (
-                    a,
-                    ValInfo {
-                        dtype,
-                        uniform: ua.get(&a).copied().unwrap_or(false),
-                    },
-                )
-            })
-            .collect(),
+        vector_var,
+        scalar_reason,
+        stage_vector,
+        values: infos(&types, &uv),
+        accs: infos(&acc_types, &ua),
         fused_muls,
         work_per_point: work_estimate(k),
     })

@@ -40,6 +40,11 @@ impl<'a, 'f> Emitter<'a, 'f> {
     pub fn acc_init(&mut self, a: &Accumulator, point_w: Width) -> AccSlot {
         let uniform = self.plan.accs[&a.id].uniform;
         let w = if uniform { Width::Scalar } else { point_w };
+        self.acc_init_at(a, w)
+    }
+
+    /// Registers of `a` at width `w`, initialised to the reduction's identity.
+    pub fn acc_init_at(&mut self, a: &Accumulator, w: Width) -> AccSlot {
         let (value_t, op) = match &a.reduction {
             Reduction::Fold { op, value } => (self.dtype(*value), Some(*op)),
             Reduction::ArgMax { value, .. } => (self.dtype(*value), None),
@@ -138,5 +143,72 @@ impl<'a, 'f> Emitter<'a, 'f> {
             Width::Scalar => Val::U(v),
             Width::X4 => Val::V(v),
         }
+    }
+
+    /// Finish an inner-vectorised accumulator: fold the four partial lanes (in lane
+    /// order) and then the scalar tail into one uniform value. Argmax keeps the first
+    /// maximum (NaN first): among the candidates the largest value wins, ties and NaNs
+    /// go to the smallest index.
+    pub fn acc_combine(&mut self, a: &Accumulator, partial: &AccSlot, tail: &AccSlot, count: usize) -> Val {
+        let t = partial.value_t;
+        let pv = self.b.use_var(partial.acc);
+        let tv = self.b.use_var(tail.acc);
+        let lanes: Vec<Value> = (0..4u8).map(|l| self.b.ins().extractlane(pv, l)).collect();
+        let v = match &a.reduction {
+            Reduction::Fold { op, .. } => {
+                let mut l = self.lanes(Width::Scalar);
+                let fold = |l: &mut super::lanes::Lanes, x: Value, y: Value| match (op, t) {
+                    (ReduceOp::Sum | ReduceOp::Mean, DType::I32) => l.iadd(x, y),
+                    (ReduceOp::Sum | ReduceOp::Mean, _) => l.add(x, y),
+                    (ReduceOp::Max, DType::I32) => l.b.ins().smax(x, y),
+                    (ReduceOp::Min, DType::I32) => l.b.ins().smin(x, y),
+                    (ReduceOp::Max, _) => math::max_nan(l, x, y),
+                    (ReduceOp::Min, _) => math::min_nan(l, x, y),
+                };
+                let lo = fold(&mut l, lanes[0], lanes[1]);
+                let hi = fold(&mut l, lanes[2], lanes[3]);
+                let all = fold(&mut l, lo, hi);
+                let r = fold(&mut l, all, tv);
+                if *op == ReduceOp::Mean {
+                    let n = l.f(count as f32);
+                    l.div(r, n)
+                } else {
+                    r
+                }
+            }
+            Reduction::ArgMax { .. } => {
+                let pi = self.b.use_var(partial.idx.expect("argmax index"));
+                let ti = self.b.use_var(tail.idx.expect("argmax index"));
+                let idx: Vec<Value> = (0..4u8).map(|l| self.b.ins().extractlane(pi, l)).collect();
+                let mut l = self.lanes(Width::Scalar);
+                let (mut best, mut best_i) = (lanes[0], idx[0]);
+                for (v, i) in lanes[1..].iter().zip(&idx[1..]).chain([(&tv, &ti)]) {
+                    let earlier = l.icmp(IntCC::SignedLessThan, *i, best_i);
+                    let take = if t == DType::I32 {
+                        let gt = l.icmp(IntCC::SignedGreaterThan, *v, best);
+                        let eq = l.icmp(IntCC::Equal, *v, best);
+                        let tie = l.and(eq, earlier);
+                        l.or(gt, tie)
+                    } else {
+                        // take = nan(v) ? (nan(best) ? earlier : true)
+                        //               : (!nan(best) && (v > best || (v == best && earlier)))
+                        let v_nan = l.fcmp(FloatCC::Unordered, *v, *v);
+                        let b_nan = l.fcmp(FloatCC::Unordered, best, best);
+                        let gt = l.fcmp(FloatCC::GreaterThan, *v, best);
+                        let eq = l.fcmp(FloatCC::Equal, *v, best);
+                        let tie = l.and(eq, earlier);
+                        let better = l.or(gt, tie);
+                        let if_nan = l.b.ins().select(b_nan, earlier, v_nan);
+                        let not_bnan = l.not(b_nan);
+                        let if_num = l.and(not_bnan, better);
+                        l.b.ins().select(v_nan, if_nan, if_num)
+                    };
+                    best = l.select(take, *v, best);
+                    best_i = l.select(take, *i, best_i);
+                }
+                best_i
+            }
+        };
+        Val::U(v)
     }
 }
