@@ -200,6 +200,21 @@ fn fused_update_bandwidth_vs_triad() {
     adam.run(&empty).unwrap();
     triad.run(&empty).unwrap();
     let gb = |bytes: usize, t: Duration| bytes as f64 / t.as_secs_f64() / 1e9;
+    // A plain Rust triad (one thread, rustc's SSE2 auto-vectorisation) as a yardstick.
+    let (mut ra, rb, rc) = (vec![0.5f32; n], vec![0.5f32; n], vec![0.25f32; n]);
+    let rust_triad = best_of(5, || {
+        for ((a, b), c) in ra.iter_mut().zip(&rb).zip(&rc) {
+            *a = b + 0.5 * c;
+        }
+        std::hint::black_box(&ra);
+    });
+    println!(
+        "rust triad, 1 thread: {:.2} ms = {:.1} GB/s ({:.1} GB/s counting write-allocate); pool threads: {}",
+        rust_triad.as_secs_f64() * 1e3,
+        gb(12 * n, rust_triad),
+        gb(16 * n, rust_triad),
+        kiln_runtime::cpu::Pool::global().threads()
+    );
     for round in 0..3 {
         let ta = best_of(7, || {
             adam.run(&empty).unwrap();
@@ -215,6 +230,162 @@ fn fused_update_bandwidth_vs_triad() {
             gb(12 * n, tt),
             gb(16 * n, tt),
             gb(28 * n, ta) / gb(16 * n, tt),
+        );
+    }
+}
+
+/// MLP 784-256-256-10, batch 128, whole train step (forward, cross-entropy, autodiff
+/// backward, SGD update) compiled fused and unfused: compile stages, kernels, per-step
+/// time.
+#[test]
+#[ignore]
+fn mlp_train_step_fused_vs_unfused() {
+    use kiln_compiler::autodiff::grad_tensors;
+    use kiln_ir::{GraphBuilder, Init, SourceKind, Tensor};
+    use kiln_runtime::compile::{CompileCache, CompileOptions};
+    let (sizes, batch) = ([784usize, 256, 256, 10], 128usize);
+    let b = GraphBuilder::new();
+    let x = b.input("x", [batch, sizes[0]], DType::F32);
+    let labels = b.input("labels", [batch], DType::I32);
+    let lr = b.scalar("lr", DType::F32);
+    let mut h = x.clone();
+    for (i, w) in sizes.windows(2).enumerate() {
+        let wt = b.param(&format!("w{i}"), [w[0], w[1]], Init::KaimingUniform { fan_in: w[0] });
+        let bias = b.param(&format!("b{i}"), [w[1]], Init::Zeros);
+        h = h.matmul(&wt) + &bias;
+        if i + 2 < sizes.len() {
+            h = h.relu();
+        }
+    }
+    let loss = h.cross_entropy(&labels);
+    b.output("loss", &loss);
+    let params: Vec<Tensor> = b
+        .with_graph(|g| g.sources_of(SourceKind::Param))
+        .into_iter()
+        .map(|id| b.tensor(id))
+        .collect();
+    let grads = grad_tensors(&loss, &params.iter().collect::<Vec<_>>()).unwrap();
+    for (p, g) in params.iter().zip(&grads) {
+        b.update(p, &(p - &(g * &lr)));
+    }
+    let g = b.finish().unwrap();
+    let mut rng = Rng::new(1);
+    let inputs = bind(vec![
+        (
+            "x",
+            Value::new(vec![batch, 784], DType::F32, rng.f32s(batch * 784, 0.0, 1.0)).unwrap(),
+        ),
+        (
+            "labels",
+            Value::new(vec![batch], DType::I32, (0..batch).map(|i| (i % 10) as f64).collect()).unwrap(),
+        ),
+        ("lr", Value::scalar(0.01, DType::F32)),
+    ]);
+    for fuse in [true, false] {
+        let cache = CompileCache::new();
+        let t = Instant::now();
+        let mut exe = cache
+            .compile(
+                &g,
+                &CompileOptions {
+                    fuse,
+                    ..CompileOptions::default()
+                },
+            )
+            .unwrap();
+        let cold = t.elapsed();
+        let st = exe.compiled().stats.clone();
+        let cl: Duration = st.functions.iter().map(|f| f.1).sum();
+        exe.run(&inputs).unwrap();
+        let step = best_of(20, || {
+            exe.run(&inputs).unwrap();
+        });
+        println!(
+            "mlp fuse={fuse}: {} launches, {} functions; cold compile {:.1} ms (rewrite {:.1}, lower {:.1}, codegen {:.1}, jit {:.1}); cranelift {:.3} ms/function; step {:.3} ms",
+            exe.launches(),
+            st.functions.len(),
+            cold.as_secs_f64() * 1e3,
+            st.rewrite.as_secs_f64() * 1e3,
+            st.lower.as_secs_f64() * 1e3,
+            st.codegen.as_secs_f64() * 1e3,
+            st.jit.as_secs_f64() * 1e3,
+            cl.as_secs_f64() * 1e3 / st.functions.len().max(1) as f64,
+            step.as_secs_f64() * 1e3
+        );
+    }
+}
+
+/// One matmul kernel (the MLP's first layer shape) through the executor, vs the
+/// library called directly on one thread.
+#[test]
+#[ignore]
+fn matmul_kernel_vs_library() {
+    use kiln_compiler::kernel::{BufferId, Kernel, MatMulKernel, MatOperand};
+    for (m, k, n) in [(128usize, 784usize, 256usize), (784, 128, 256), (512, 512, 512)] {
+        let mut p = program(
+            vec![
+                input("a", m * k, DType::F32),
+                input("b", k * n, DType::F32),
+                output("c", m * n, DType::F32),
+            ],
+            vec![],
+            vec![],
+        );
+        let op = |buf: u32, rs: usize| MatOperand {
+            buf: BufferId(buf),
+            offset: 0,
+            batch_strides: vec![],
+            row_stride: rs as isize,
+            col_stride: 1,
+        };
+        p.buffers[0].role = kiln_compiler::kernel::BufferRole::Param("a".into());
+        p.buffers[1].role = kiln_compiler::kernel::BufferRole::Param("b".into());
+        p.kernels.push(Kernel::MatMul(MatMulKernel {
+            name: "mm".into(),
+            nodes: vec![],
+            batch: vec![],
+            m,
+            n,
+            k,
+            a: op(0, k),
+            b: op(1, n),
+            out: BufferId(2),
+            epilogue: None,
+        }));
+        let mut exe = compile_program(p, &ClifOptions::default()).unwrap();
+        let empty = bind(vec![]);
+        exe.run(&empty).unwrap();
+        let t = best_of(20, || {
+            exe.run(&empty).unwrap();
+        });
+        let (a, b) = (vec![0.5f32; m * k], vec![0.25f32; k * n]);
+        let mut c = vec![0f32; m * n];
+        let lib = best_of(20, || unsafe {
+            matrixmultiply::sgemm(
+                m,
+                k,
+                n,
+                1.0,
+                a.as_ptr(),
+                k as isize,
+                1,
+                b.as_ptr(),
+                n as isize,
+                1,
+                0.0,
+                c.as_mut_ptr(),
+                n as isize,
+                1,
+            );
+        });
+        let gf = |t: Duration| 2.0 * (m * n * k) as f64 / t.as_secs_f64() / 1e9;
+        println!(
+            "{m}x{k}x{n}: executor {:.3} ms ({:.1} GFLOP/s, {} threads), library 1 thread {:.3} ms ({:.1} GFLOP/s)",
+            t.as_secs_f64() * 1e3,
+            gf(t),
+            kiln_runtime::cpu::Pool::global().threads(),
+            lib.as_secs_f64() * 1e3,
+            gf(lib)
         );
     }
 }
