@@ -495,3 +495,53 @@ fn scalars_constants_and_loop_values() {
     ]);
     check_program("scalars", &p, &bindings, 1e-6, 1e-6);
 }
+
+#[test]
+fn half_precision_casts_inside_a_kernel_are_unrounded_like_the_evaluator() {
+    let n = 17;
+    let k = elementwise_kernel(
+        "f16_roundtrip",
+        &[n],
+        vec![
+            (v(0), load(0, var(0))),
+            (
+                v(1),
+                Inst::Cast {
+                    x: v(0),
+                    to: DType::F16,
+                },
+            ),
+            (
+                v(2),
+                Inst::Cast {
+                    x: v(1),
+                    to: DType::BF16,
+                },
+            ),
+            (
+                v(3),
+                Inst::Cast {
+                    x: v(2),
+                    to: DType::F32,
+                },
+            ),
+            (
+                v(4),
+                Inst::Binary {
+                    op: BinaryOp::Mul,
+                    a: v(3),
+                    b: v(0),
+                },
+            ),
+        ],
+        vec![(1, v(4))],
+    );
+    let p = program(
+        vec![input("x", n, DType::F32), output("y", n, DType::F32)],
+        vec![],
+        vec![k],
+    );
+    let mut rng = Rng::new(8);
+    let bindings = bind(vec![("x", f32_value(rng.f32s(n, -3.0, 3.0)))]);
+    check_program("f16 cast round trip", &p, &bindings, 0.0, 1e-7);
+}

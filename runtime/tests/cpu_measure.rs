@@ -296,6 +296,11 @@ fn mlp_train_step_fused_vs_unfused() {
         let cold = t.elapsed();
         let st = exe.compiled().stats.clone();
         let cl: Duration = st.functions.iter().map(|f| f.1).sum();
+        let mut slowest = st.functions.clone();
+        slowest.sort_by_key(|f| std::cmp::Reverse(f.1));
+        for (name, t, bytes) in slowest.iter().take(3) {
+            println!("  {name}: {:.2} ms, {bytes} B", t.as_secs_f64() * 1e3);
+        }
         exe.run(&inputs).unwrap();
         let step = best_of(20, || {
             exe.run(&inputs).unwrap();

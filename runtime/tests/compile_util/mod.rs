@@ -113,8 +113,22 @@ pub fn configs() -> Vec<(&'static str, CompileOptions)> {
 
 /// Run `steps` steps of `g` on the interpreter and compiled under every config, with the
 /// same inputs (and runtime scalars) each step, comparing outputs and updated
-/// params/state after every step.
+/// params/state after every step. The fused kernel program is also run once on the
+/// kernel-IR evaluator: codegen == evaluator == interpreter.
 pub fn check_graph(what: &str, g: &Graph, inputs: &Bindings, steps: usize, tol: f64) {
+    let mut first = kiln_ir::init::initial_bindings(g, 5);
+    first.extend(inputs.clone());
+    let want = evaluate(g, &first).unwrap_or_else(|e| panic!("{what}: interpreter failed: {e}"));
+    let program = kiln_compiler::lower::lower(g, &kiln_compiler::lower::LowerOptions::fused())
+        .unwrap_or_else(|e| panic!("{what}: lowering failed: {e}"));
+    let run = kiln_compiler::kernel::eval::eval_program(&program, &first)
+        .unwrap_or_else(|e| panic!("{what}: kernel-IR evaluator failed: {e}"));
+    for (out, _) in g.outputs() {
+        let w = want.output(g, out).unwrap();
+        let mut got = run.outputs[out].clone();
+        got.shape = w.shape.clone();
+        assert_close(&format!("{what} [kernel-IR evaluator] output {out}"), &got, w, 1e-9);
+    }
     let cache = CompileCache::new();
     for (name, opts) in configs() {
         let mut exe = cache

@@ -152,7 +152,7 @@ impl<'a, 'f> Emitter<'a, 'f> {
         let q = dtype.quantize(value);
         let mut l = self.lanes(w);
         match dtype {
-            DType::F32 => l.f(q as f32),
+            _ if dtype.is_float() => l.f(q as f32),
             DType::I32 => l.i(q as i32),
             _ => match w {
                 Width::Scalar => l.b.ins().iconst(types::I8, q as i64),
@@ -560,7 +560,7 @@ pub fn binary(l: &mut Lanes, op: BinaryOp, t: DType, a: Value, b: Value) -> Valu
 /// Comparison; the result is a bool at the lanes' width.
 pub fn compare(l: &mut Lanes, op: CompareOp, t: DType, a: Value, b: Value) -> Value {
     match t {
-        DType::F32 => {
+        _ if t.is_float() => {
             let cc = match op {
                 CompareOp::Lt => FloatCC::LessThan,
                 CompareOp::Le => FloatCC::LessThanOrEqual,
@@ -594,6 +594,9 @@ pub fn compare(l: &mut Lanes, op: CompareOp, t: DType, a: Value, b: Value) -> Va
 
 /// Dtype conversion with `DType::quantize` semantics.
 pub fn cast(l: &mut Lanes, from: DType, to: DType, x: Value) -> Value {
+    // f16/bf16 live in f32 registers unrounded (see `lanes::clif_type`).
+    let norm = |d: DType| if d.is_float() { DType::F32 } else { d };
+    let (from, to) = (norm(from), norm(to));
     match (from, to) {
         _ if from == to => x,
         (DType::F32, DType::I32) => l.f2i_sat(x),

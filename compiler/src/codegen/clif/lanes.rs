@@ -35,16 +35,16 @@ impl Width {
 }
 
 /// The Cranelift type holding a kernel value of `dtype` at width `w` (see the module doc).
-/// `None` for storage-only dtypes (f16/bf16), which this backend does not support.
+/// f16/bf16 values (casts that a kernel undoes before storing) are held as f32: the
+/// kernel IR's `quantize` leaves them unrounded, so the cast is the identity.
 pub fn clif_type(dtype: DType, w: Width) -> Option<Type> {
     Some(match (dtype, w) {
-        (DType::F32, Width::Scalar) => types::F32,
-        (DType::F32, Width::X4) => types::F32X4,
+        (DType::F32 | DType::F16 | DType::BF16, Width::Scalar) => types::F32,
+        (DType::F32 | DType::F16 | DType::BF16, Width::X4) => types::F32X4,
         (DType::I32, Width::Scalar) => types::I32,
         (DType::I32, Width::X4) => types::I32X4,
         (DType::Bool, Width::Scalar) => types::I8,
         (DType::Bool, Width::X4) => types::I32X4,
-        (DType::F16 | DType::BF16, _) => return None,
     })
 }
 

@@ -182,10 +182,10 @@ fn dtypes(p: &Program, k: &LoopKernel) -> Result<(HashMap<ValueId, DType>, HashM
                     DType::F32
                 }
             };
-            if matches!(t, DType::F16 | DType::BF16) {
+            if matches!(t, DType::F16 | DType::BF16) && !matches!(inst, Inst::Cast { .. } | Inst::Select { .. }) {
                 return Err(CodegenError::Unsupported {
                     kernel: k.name.clone(),
-                    detail: format!("{id} has storage-only dtype {t}; the CPU backend computes in f32/i32/bool"),
+                    detail: format!("{id} has storage-only dtype {t}; only casts may produce f16/bf16 values"),
                 });
             }
             if local.insert(*id, t).is_some() || vals.insert(*id, t).is_some() {
