@@ -63,9 +63,12 @@ struct CacheKey {
 
 /// An in-memory cache of compiled steps. Entries are shared: executables created from
 /// one entry share code but own their memory.
+/// Compiled code per key; the graphs disambiguate hash collisions.
+type Entries = HashMap<CacheKey, Vec<(Graph, Arc<Compiled>)>>;
+
 #[derive(Default)]
 pub struct CompileCache {
-    entries: Mutex<HashMap<CacheKey, Vec<(Graph, Arc<Compiled>)>>>,
+    entries: Mutex<Entries>,
     compiles: AtomicUsize,
     hits: AtomicUsize,
 }

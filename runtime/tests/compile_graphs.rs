@@ -27,7 +27,7 @@ fn elementwise_chains_with_broadcasting() {
         let t = (&x * &y + &s).tanh() - x.exp() / (x.abs() + 1.0);
         let u = t.maximum(&(&x * 0.1)).sigmoid() + x.sin() * y.cos() - x.relu().sqrt();
         let w = (&u * &u).powf(1.5) + (x.clone() - 2.0).recip() + u.sign() - x.neg().minimum(&y);
-        let z = w.gt(0.0).select(&w.log(), &u) + (x.gt(&y)).cast(DType::F32) * x.rsqrt().abs();
+        let z = w.gt(0.0).select(w.log(), &u) + (x.gt(&y)).cast(DType::F32) * x.rsqrt().abs();
         b.output("u", &u);
         b.output("z", &z.ge(&u).select(&z, &u));
         let g = b.finish().unwrap();

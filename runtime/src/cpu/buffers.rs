@@ -67,7 +67,7 @@ impl Buffers {
             });
         }
         let mut ptrs = vec![std::ptr::null_mut(); n];
-        for i in 0..n {
+        for (i, ptr) in ptrs.iter_mut().enumerate() {
             let (mut cur, mut off, mut hops) = (i, 0usize, 0usize);
             while let Storage::View { base, offset } = &p.buffers[cur].storage {
                 let bi = base.0 as usize;
@@ -89,7 +89,7 @@ impl Buffers {
                 }
             }
             // SAFETY: off + len <= root len (checked hop by hop), inside the allocation.
-            ptrs[i] = unsafe { storage[cur].as_mut_ptr().add(off) as *mut u8 };
+            *ptr = unsafe { storage[cur].as_mut_ptr().add(off) as *mut u8 };
         }
         Ok(Buffers {
             storage,
@@ -154,7 +154,7 @@ impl Buffers {
     pub fn copy(&mut self, dst: BufferId, src: BufferId) {
         let n = self.len(src).min(self.len(dst));
         let (d, s) = (self.ptr(dst) as *mut u32, self.ptr(src) as *const u32);
-        if d as *const u32 != s {
+        if !std::ptr::eq(d, s) {
             // SAFETY: both ranges lie inside our storage; `copy` tolerates overlap.
             unsafe { std::ptr::copy(s, d, n) };
         }

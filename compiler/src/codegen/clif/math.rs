@@ -24,6 +24,9 @@
 //!
 //! It must not know about kernels, buffers or loops.
 
+// Coefficients are quoted verbatim from Cephes (decimal, more digits than f32 holds).
+#![allow(clippy::excessive_precision)]
+
 use cranelift_codegen::ir::condcodes::FloatCC;
 use cranelift_codegen::ir::{InstBuilder, Value};
 

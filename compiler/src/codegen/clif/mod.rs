@@ -191,17 +191,18 @@ fn buffers_touched(k: &LoopKernel) -> (Vec<BufferId>, Vec<BufferId>) {
 
 fn uses_helpers(k: &LoopKernel) -> bool {
     use kiln_ir::{Distribution, UnaryOp};
-    k.stages.iter().flat_map(|s| &s.insts).any(|(_, i)| match i {
-        Inst::Unary {
-            op: UnaryOp::Sin | UnaryOp::Cos,
-            ..
-        } => true,
-        Inst::PowConst { .. } => true,
-        Inst::Random {
-            dist: Distribution::Normal,
-            ..
-        } => true,
-        _ => false,
+    k.stages.iter().flat_map(|s| &s.insts).any(|(_, i)| {
+        matches!(
+            i,
+            Inst::Unary {
+                op: UnaryOp::Sin | UnaryOp::Cos,
+                ..
+            } | Inst::PowConst { .. }
+                | Inst::Random {
+                    dist: Distribution::Normal,
+                    ..
+                }
+        )
     })
 }
 

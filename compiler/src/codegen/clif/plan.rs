@@ -108,8 +108,10 @@ fn malformed(k: &LoopKernel, detail: String) -> CodegenError {
     }
 }
 
+type Dtypes = (HashMap<ValueId, DType>, HashMap<AccId, DType>);
+
 /// The dtype of every value and accumulator, checked like the kernel-IR evaluator does.
-fn dtypes(p: &Program, k: &LoopKernel) -> Result<(HashMap<ValueId, DType>, HashMap<AccId, DType>), CodegenError> {
+fn dtypes(p: &Program, k: &LoopKernel) -> Result<Dtypes, CodegenError> {
     let mut vals: HashMap<ValueId, DType> = HashMap::new();
     let mut accs: HashMap<AccId, DType> = HashMap::new();
     for (s, stage) in k.stages.iter().enumerate() {
