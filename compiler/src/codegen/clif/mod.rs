@@ -2,10 +2,14 @@
 //!
 //! Every [`LoopKernel`] (and every matmul epilogue) becomes one function with the ABI
 //! of [`abi`]: it runs a half-open range of flat outer points, so the runtime can split
-//! a kernel across threads. The innermost outer loop runs in f32x4 lanes (with FMA when
-//! the ISA has it) plus a scalar tail, or scalar-only when an access pattern does not
-//! vectorise (see [`plan`]). Matmuls themselves are not generated: the runtime calls a
-//! GEMM library and then the epilogue function on each finished block of rows.
+//! a kernel across threads. Before emission, adjacent outer dimensions are merged where
+//! the indices allow (`collapse`) and memory safety is proven (`bounds`). The innermost
+//! outer loop then runs in f32x4 lanes (FMA when the ISA has it) plus a scalar tail;
+//! when an access pattern forbids that, each stage's innermost inner loop is tried
+//! instead (row reductions), else the loop runs scalar (see [`plan`]). Scalar tails
+//! call per-program support functions for transcendentals (`support`) instead of
+//! repeating their expansion. Matmuls themselves are not generated: the runtime calls
+//! a GEMM library and then the epilogue function on each finished block.
 //!
 //! This module emits plain `Function`s and a description of their ABI. It holds no JIT
 //! module and never runs code; `kiln-runtime` defines, links and calls the functions.
