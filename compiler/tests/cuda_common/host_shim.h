@@ -38,7 +38,7 @@ static uint3 gridDim;
 #define __device__
 #define __global__
 #define __forceinline__ inline
-#define __launch_bounds__(n)
+#define __launch_bounds__(...)
 #define __shared__ static
 
 static inline float __int_as_float(unsigned int b) { float f; std::memcpy(&f, &b, 4); return f; }

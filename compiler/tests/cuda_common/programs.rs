@@ -431,6 +431,17 @@ pub fn pad_gather(ch: usize, h: usize, w: usize) -> (Program, Bindings) {
         ],
         fill: 0.0,
     });
+    // A guard with only a lower bound (an upper bound beyond every index type).
+    let lower_only = i.push(Inst::Load {
+        buf: BufferId(0),
+        index: var(0).mul((h * w) as i64).add(xx.clone()),
+        guards: vec![Guard {
+            expr: xx.clone(),
+            upper: i64::MAX,
+        }],
+        fill: 0.5,
+    });
+    let v = i.bin(BinaryOp::Add, v, lower_only);
     let wrapped = i.push(Inst::Index(xx.rem(3)));
     let shifted = i.push(Inst::Index(yy.div(2)));
     let isum = i.bin(BinaryOp::Add, wrapped, shifted);

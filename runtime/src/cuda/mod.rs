@@ -12,6 +12,7 @@
 pub mod cache;
 pub mod device;
 mod error;
+pub mod exec;
 pub mod nvrtc;
 pub mod ptxas;
 
@@ -21,8 +22,9 @@ use kiln_compiler::codegen::cuda::{render_program, CudaOptions, CudaProgram};
 use kiln_compiler::kernel::Program;
 
 pub use cache::{CacheKey, CacheOutcome, KernelCache};
-pub use device::{devices, driver_present, sm_arch, DeviceInfo};
+pub use device::{device, devices, driver_present, sm_arch, DeviceInfo};
 pub use error::{CudaError, Result};
+pub use exec::CudaExecutor;
 pub use nvrtc::{load as load_nvrtc, nvrtc, CompileOptions, Compiled, Nvrtc};
 pub use ptxas::{parse_ptxas_log, KernelStats};
 

@@ -59,12 +59,15 @@ impl Body<'_> {
         let tests: Vec<String> = guards
             .iter()
             .map(|g| {
-                let upper = if self.idx == "int" {
-                    g.upper.to_string()
+                let e = self.index(&g.expr, n, extents);
+                if self.idx == "int" && g.upper > i32::MAX as i64 {
+                    // An int is always below the bound: only the lower one remains.
+                    format!("({e} >= 0)")
+                } else if self.idx == "int" {
+                    format!("kiln_in({e}, {})", g.upper)
                 } else {
-                    format!("({}){}", self.idx, g.upper)
-                };
-                format!("kiln_in({}, {upper})", self.index(&g.expr, n, extents))
+                    format!("kiln_in({e}, ({}){})", self.idx, g.upper)
+                }
             })
             .collect();
         Some(tests.join(" && "))

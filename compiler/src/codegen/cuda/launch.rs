@@ -94,12 +94,18 @@ pub(crate) fn blocks_for(items: u64, per_block: u64, max_blocks: u32) -> u32 {
     items.div_ceil(per_block.max(1)).min(max_blocks as u64) as u32
 }
 
-/// The kernel signature: `extern "C" __global__ void __launch_bounds__(N) name(...)`.
-pub(crate) fn signature(name: &str, threads: u32, decls: &[String]) -> String {
+/// The kernel signature: `extern "C" __global__ void __launch_bounds__(N[, M]) name(...)`;
+/// `min_blocks` (M) asks ptxas to fit that many blocks per SM (a register budget it
+/// otherwise picks itself, sometimes spilling a few bytes in large matmul epilogues).
+pub(crate) fn signature(name: &str, threads: u32, min_blocks: Option<u32>, decls: &[String]) -> String {
+    let bounds = match min_blocks {
+        Some(m) => format!("{threads}, {m}"),
+        None => threads.to_string(),
+    };
     if decls.is_empty() {
-        return format!("extern \"C\" __global__ void __launch_bounds__({threads}) {name}()");
+        return format!("extern \"C\" __global__ void __launch_bounds__({bounds}) {name}()");
     }
-    let mut s = format!("extern \"C\" __global__ void __launch_bounds__({threads}) {name}(\n");
+    let mut s = format!("extern \"C\" __global__ void __launch_bounds__({bounds}) {name}(\n");
     for (i, d) in decls.iter().enumerate() {
         s.push_str("    ");
         s.push_str(d);

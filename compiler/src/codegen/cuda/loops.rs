@@ -283,7 +283,7 @@ pub(crate) fn emit_scalar_kernel(
         None => plan.mode_reason.clone(),
     };
     c.comment(format!("mapping: {why}"));
-    c.open(signature(name, block, &decls));
+    c.open(signature(name, block, None, &decls));
     if plan.mode == Mode::Block {
         let (f, i, a) = acc_slots(k, &body);
         let warps = block / 32;

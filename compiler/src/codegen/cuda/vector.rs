@@ -81,7 +81,7 @@ pub(crate) fn emit_vector_kernel(
         "mapping: {}; float4: 4 consecutive points along i{vv} per thread step",
         plan.mode_reason
     ));
-    c.open(signature(name, o.block_size, &decls));
+    c.open(signature(name, o.block_size, None, &decls));
     c.line(format!("const {idx} nthreads = ({idx})gridDim.x * blockDim.x;"));
     c.open(format!(
         "for ({idx} g = ({idx})blockIdx.x * blockDim.x + threadIdx.x; g < {groups}; g += nthreads)"

@@ -1,9 +1,9 @@
 // launch table:
-//   k0_matmul_bias_relu                      MatMul grid [1, 1, 1] block [256, 1, 1] args [b0, b1, b2(rw), b3, b4(rw)]  // tile 64x64x16, 256 threads, 4x4 per thread
+//   k0_matmul_bias_relu                      MatMul grid [1, 1, 1] block [256, 1, 1] args [b0, b1, b2(rw), b3, b4(rw)]  // tile 64x64x16, 256 threads x 2 blocks/SM, 4x4 per thread
 
 // matmul matmul_bias_relu: out b2 [batch [], 8 x 8] = a [8 x 8] @ b [8 x 8]   // implements
 // a = b0+0 (row stride 8, col stride 1), b = b1+0 (row stride 8, col stride 1)
-// mapping: tile 64x64x16, 256 threads, 4x4 per thread
+// mapping: tile 64x64x16, 256 threads x 2 blocks/SM, 4x4 per thread
 // fused epilogue, run per output element:
 // kernel bias_relu outer=[8, 8]   // implements
 //   stage 0 inner=[]
@@ -12,7 +12,7 @@
 //     v2 = Add v0, v1
 //     v3 = Relu v2
 //     store b4[(i0*8 + i1)] = v3
-extern "C" __global__ void __launch_bounds__(256) k0_matmul_bias_relu(
+extern "C" __global__ void __launch_bounds__(256, 2) k0_matmul_bias_relu(
     const float* __restrict__ b0  /* Input("a") */,
     const float* __restrict__ b1  /* Input("b") */,
     float* __restrict__ b2  /* Temp */,
