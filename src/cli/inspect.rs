@@ -23,6 +23,10 @@ pub struct InspectArgs {
     /// Skip e-graph rewriting.
     #[arg(long)]
     pub no_rewrite: bool,
+    /// Hyperparameters, e.g. --set lr=0.1 (required where the optimizer has no default,
+    /// such as IVON's lr; runtime scalars do not change the compiled step).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
     /// Batch size of the example input.
     #[arg(long, default_value_t = 128)]
     pub batch: usize,
@@ -51,6 +55,11 @@ pub fn run(args: &InspectArgs) -> anyhow::Result<()> {
         batch: args.batch,
         fuse: !args.no_fuse,
         rewrite: !args.no_rewrite,
+        hyper: args
+            .set
+            .iter()
+            .map(|s| kiln::models::optim::parse_assignment(s))
+            .collect::<Result<_, _>>()?,
     })?;
     if let Some(dir) = &args.dump_dir {
         let files = inspect::dump(&p, dir)?;

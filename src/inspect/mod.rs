@@ -36,6 +36,9 @@ pub struct InspectOptions {
     pub fuse: bool,
     /// Run the e-graph rewriter before lowering.
     pub rewrite: bool,
+    /// Hyperparameter values (`lr`, `kg`, ...). Most are runtime scalars that do not
+    /// change the compiled step, but optimizers without a default (IVON's `lr`) need one.
+    pub hyper: Vec<(String, f64)>,
 }
 
 impl Default for InspectOptions {
@@ -46,6 +49,7 @@ impl Default for InspectOptions {
             batch: 128,
             fuse: true,
             rewrite: true,
+            hyper: Vec::new(),
         }
     }
 }
@@ -86,7 +90,10 @@ fn loss_of(model: &dyn nets::Model, b: &GraphBuilder, batch: usize) -> Tensor {
 pub fn build(opts: &InspectOptions) -> anyhow::Result<Pipeline> {
     anyhow::ensure!(opts.batch > 0, "--batch must be at least 1");
     let model = nets::by_name(&opts.model, &example_shape(&opts.model), 10)?;
-    let optimizer = optim::by_name(&opts.optim)?;
+    let mut optimizer = optim::by_name(&opts.optim)?;
+    for (key, value) in &opts.hyper {
+        optimizer.set(key, *value)?;
+    }
 
     let b = GraphBuilder::new();
     let loss = loss_of(model.as_ref(), &b, opts.batch);
@@ -219,4 +226,28 @@ pub fn dump(p: &Pipeline, dir: &std::path::Path) -> anyhow::Result<Vec<std::path
     )?;
     write("fusion.dot", &svg::fusion_dot(&p.rewritten, &p.program))?;
     Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hyperparameters_without_defaults_come_from_the_options() {
+        let opts = |hyper: &[(&str, f64)]| InspectOptions {
+            model: "logreg".into(),
+            optim: "ivon".into(),
+            batch: 2,
+            hyper: hyper.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+            ..Default::default()
+        };
+        let err = build(&opts(&[])).err().expect("IVON without lr/ess built");
+        assert!(format!("{err:#}").contains("--set"), "{err:#}");
+        let p = build(&opts(&[("lr", 0.1), ("ess", 1000.0)])).unwrap();
+        assert!(p.program.launches() > 0);
+        let err = build(&opts(&[("lr", 0.1), ("ess", 1000.0), ("nonsense", 1.0)]))
+            .err()
+            .unwrap();
+        assert!(format!("{err:#}").contains("nonsense"), "{err:#}");
+    }
 }
