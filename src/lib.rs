@@ -11,6 +11,7 @@ pub use kiln_models as models;
 pub use kiln_runtime as runtime;
 
 pub mod compiled_executor;
+pub mod experiment;
 pub mod inspect;
 pub mod step;
 pub mod train_task;

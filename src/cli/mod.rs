@@ -2,6 +2,7 @@
 //! uses `anyhow` for errors; it owns presentation, not logic.
 
 mod bench;
+mod experiment;
 mod graph;
 mod inspect;
 mod optim;
@@ -35,6 +36,8 @@ enum Command {
     Train(train::TrainArgs),
     /// Optimizer tools: `kiln optim replay --trace FILE.json`.
     Optim(optim::OptimArgs),
+    /// Rerun a seed paper's experiment at small scale (results + plots): optimizers, convex.
+    Experiment(experiment::ExperimentArgs),
 }
 
 pub fn run() -> anyhow::Result<()> {
@@ -44,5 +47,6 @@ pub fn run() -> anyhow::Result<()> {
         Command::Bench(args) => bench::run(&args),
         Command::Train(args) => train::run(&args),
         Command::Optim(args) => optim::run(&args),
+        Command::Experiment(args) => experiment::run(&args),
     }
 }
