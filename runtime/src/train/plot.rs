@@ -13,7 +13,9 @@ use super::metrics::RunMetrics;
 static FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
 static REGISTER: Once = Once::new();
 
-fn ensure_font() {
+/// Registers the embedded font as "sans-serif" (once per process); call before drawing
+/// any plot with text (the experiments' plots use it too).
+pub fn ensure_font() {
     REGISTER.call_once(|| {
         // The font is a valid TTF compiled into the binary; registration only fails on
         // an invalid font, in which case text is simply not drawn.
