@@ -1,5 +1,5 @@
 //! `kiln inspect` and `kiln bench`: the documented output formats (fusion-plan JSON,
-//! rewrite-statistics JSON, bench-results JSON from a tiny run), every built-in model
+//! rewrite-statistics JSON, bench-results JSON from tiny runs of every suite), every built-in model
 //! through every inspect stage, the minimal byte counts the bandwidth figures use, and
 //! the mixed-size layout of the optimizer suite.
 
@@ -231,6 +231,10 @@ fn bench_json_has_the_documented_keys() {
         "1024",
         "--batch",
         "4",
+        "--xent-rows",
+        "8",
+        "--case",
+        "chain20,xent",
         "--reps",
         "2",
         "--json",
@@ -241,8 +245,8 @@ fn bench_json_has_the_documented_keys() {
     assert!(num(&v, "copy_gbps") > 0.0);
     assert!(v["machine"].is_object());
     let results = v["results"].as_array().expect("results");
-    // 2 optimizers x (flat, mixed) + 1 model x 2 optimizers.
-    assert_eq!(results.len(), 6);
+    // 2 optimizers x (flat, mixed) + 1 model x 2 optimizers + 2 fusion cases.
+    assert_eq!(results.len(), 8);
     for r in results {
         for key in ["suite", "name"] {
             assert!(r[key].is_string(), "{key} in {r}");
@@ -255,7 +259,93 @@ fn bench_json_has_the_documented_keys() {
         assert!(num(r, "fused_min_ms") <= num(r, "fused_ms") && num(r, "fused_ms") <= num(r, "fused_max_ms"));
     }
     let suites: Vec<&str> = results.iter().filter_map(|r| r["suite"].as_str()).collect();
-    assert!(suites.contains(&"optim") && suites.contains(&"step"));
+    assert!(suites.contains(&"optim") && suites.contains(&"step") && suites.contains(&"fusion"));
     let step = results.iter().find(|r| r["suite"] == "step").unwrap();
     assert!(num(step, "gflops") > 0.0 && num(step, "fused_norewrite_ms") > 0.0);
+}
+
+#[test]
+fn fusion_suite_reports_every_case_at_odd_sizes() {
+    let path = tmp("fusion.json");
+    let out = kiln(&[
+        "bench",
+        "--suite",
+        "fusion",
+        "--size",
+        "4097",
+        "--xent-rows",
+        "17",
+        "--batch",
+        "3",
+        "--reps",
+        "3",
+        "--json",
+        path.to_str().unwrap(),
+    ]);
+    let v: Json = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let _ = std::fs::remove_file(&path);
+    assert!(num(&v, "copy_gbps") > 0.0);
+    let results = v["results"].as_array().expect("results");
+    let names: Vec<&str> = results.iter().filter_map(|r| r["name"].as_str()).collect();
+    assert_eq!(
+        names,
+        ["chain20/4097", "xent/17x1000", "xent-grad/17x1000", "mlp-fwdbwd/b3"],
+        "{out}"
+    );
+    for r in results {
+        assert_eq!(r["suite"], "fusion", "{r}");
+        for key in [
+            "fused_ms",
+            "unfused_ms",
+            "gbps",
+            "ratio_to_copy",
+            "speedup",
+            "jit_ms_per_kernel_fused",
+            "jit_ms_per_kernel_max_fused",
+            "jit_ms_per_kernel_unfused",
+        ] {
+            assert!(num(r, key) > 0.0, "{key} in {r}");
+        }
+        assert!(num(r, "jit_ms_per_kernel_max_fused") >= num(r, "jit_ms_per_kernel_fused"));
+        assert!(num(r, "functions_fused") >= num(r, "launches_fused").min(1.0));
+        assert!(num(r, "launches_unfused") > num(r, "launches_fused"), "{r}");
+        assert!(out.contains(r["name"].as_str().unwrap()), "table lacks {r}");
+    }
+    let by = |n: &str| results.iter().find(|r| r["name"] == n).unwrap();
+    // The chain reads a and b and writes a (12 B/element), fused into one kernel; unfused
+    // every one of its 20 ops is a kernel.
+    let chain = by("chain20/4097");
+    assert_eq!(num(chain, "bytes_per_step") as usize, 12 * 4097);
+    assert_eq!(num(chain, "launches_fused") as usize, 1);
+    assert_eq!(num(chain, "ops") as usize, 22, "a, b and 20 ops: {chain}");
+    assert_eq!(num(chain, "ops_rewritten") as usize, 22, "the rewriter keeps all 20 ops: {chain}");
+    assert!(num(chain, "launches_unfused") >= 20.0, "{chain}");
+    // The logits are read once (plus the labels); with the gradient also written once.
+    assert_eq!(num(by("xent/17x1000"), "bytes_per_step") as usize, 4 * (17 * 1000 + 17));
+    assert_eq!(
+        num(by("xent-grad/17x1000"), "bytes_per_step") as usize,
+        4 * (2 * 17 * 1000 + 17)
+    );
+    // MLP forward+backward: params read, every gradient written, the batch and labels read.
+    let params = 784 * 256 + 256 + 256 * 256 + 256 + 256 * 10 + 10;
+    assert_eq!(
+        num(by("mlp-fwdbwd/b3"), "bytes_per_step") as usize,
+        4 * (2 * params + 3 * 784 + 3)
+    );
+}
+
+#[test]
+fn bench_rejects_an_unknown_fusion_case() {
+    let out = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args([
+            "bench", "--suite", "fusion", "--case", "nonsense", "--size", "64", "--reps", "1",
+        ])
+        .output()
+        .expect("running kiln");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("unknown fusion case `nonsense`") && err.contains("chain20"),
+        "{err}"
+    );
 }

@@ -5,6 +5,8 @@
 //! counts, the triad reference kernel compiled through kiln itself, and the JSON
 //! result format. It measures; it never decides what is fast enough.
 
+pub mod fusion;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -56,6 +58,8 @@ pub struct Compiled {
     pub exe: Executable,
     pub times: StageTimes,
     pub launches: usize,
+    /// Cranelift compile time and code bytes of every generated function.
+    pub functions: Vec<(String, Duration, usize)>,
 }
 
 /// Compile `graph` cold (no cache): optional e-graph rewrite, lowering (fused or one
@@ -82,8 +86,14 @@ pub fn compile_graph(graph: &Graph, fuse: bool, rewrite_on: bool) -> anyhow::Res
     let compiled = compile_code(program, Some(graph.clone()), &ClifOptions::default()).context("code generation")?;
     times.codegen = compiled.stats.codegen;
     times.jit = compiled.stats.jit;
+    let functions = compiled.stats.functions.clone();
     let exe = Executable::new(Arc::new(compiled), 0).context("allocating the step's memory")?;
-    Ok(Compiled { exe, times, launches })
+    Ok(Compiled {
+        exe,
+        times,
+        launches,
+        functions,
+    })
 }
 
 /// Median, min and max of repeated runs, in milliseconds.
@@ -137,15 +147,18 @@ pub fn set_scalars(exe: &mut Executable, graph: &Graph, values: &[(String, f64)]
     Ok(())
 }
 
-/// The minimal bytes one step must move: every live input, parameter and state read
-/// once, every updated parameter/state written once (4 bytes per element). For VSGD
-/// that is θ, g, μ, B_g, B_h read and θ, μ, B_g, B_h written: 36 bytes per element.
+/// The minimal bytes one step must move: every input, parameter and state that a live
+/// node reads, read once, and every updated parameter/state written once (4 bytes per
+/// element). For VSGD that is θ, g, μ, B_g, B_h read and θ, μ, B_g, B_h written: 36
+/// bytes per element. A state that is only written (a gradient slot) is not read.
 pub fn minimal_bytes(graph: &Graph) -> u64 {
     let live = graph.live_mask();
+    let users = graph.users();
     let mut bytes = 0u64;
     for id in graph.ids() {
         let n = graph.node(id);
-        if live[id.index()] && matches!(n.op, Op::Input { .. } | Op::Param { .. } | Op::State { .. }) {
+        let read = users[id.index()].iter().any(|u| live[u.index()]);
+        if read && matches!(n.op, Op::Input { .. } | Op::Param { .. } | Op::State { .. }) {
             bytes += n.shape().numel() as u64 * 4;
         }
     }

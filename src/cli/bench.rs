@@ -1,16 +1,18 @@
-//! `kiln bench`: the optimizer-step and training-step suites, fused vs unfused, with a
-//! triad kernel measured in the same run as the bandwidth reference. Prints a table and
+//! `kiln bench`: the optimizer-step, training-step and fusion suites, fused vs unfused,
+//! with a triad kernel measured in the same run as the bandwidth reference. Prints a table and
 //! optionally writes the documented JSON. Measurement lives in `kiln_benches`; the
 //! training-step workloads (which need `kiln::step`) in `kiln::inspect::bench_step`.
 
 use anyhow::Context;
 use clap::Args;
 use kiln::inspect::bench_step::{run_step_suite, StepSuite};
+use kiln_benches::fusion::{run_fusion_suite, FusionSuite, FUSION_CASES, XENT_ROWS};
 use kiln_benches::{measure_triad, results_json, run_optim_suite, table, OptimSuite, DEFAULT_SIZE, OPTIM_SUITE};
 
 #[derive(Args)]
 pub struct BenchArgs {
-    /// Suite: optim (optimizer step alone), step (whole training step) or all.
+    /// Suite: optim (optimizer step alone), step (whole training step), fusion (elementwise
+    /// chain, softmax cross-entropy, MLP forward+backward) or all.
     #[arg(long, default_value = "optim")]
     pub suite: String,
     /// Optimizers to run (comma-separated); default sgd,adam,vsgd,ivon,ivon-poco.
@@ -19,7 +21,14 @@ pub struct BenchArgs {
     /// Models of the step suite (comma-separated); default logreg,mlp,convnet.
     #[arg(long, value_delimiter = ',')]
     pub model: Vec<String>,
-    /// Elements per optimizer step (flat tensor, and the sum of the 200 mixed tensors).
+    /// Cases of the fusion suite (comma-separated); default chain20,xent,xent-grad,mlp-fwdbwd.
+    #[arg(long, value_delimiter = ',')]
+    pub case: Vec<String>,
+    /// Rows of the fusion suite's cross-entropy logits ([rows, 1000]).
+    #[arg(long, default_value_t = XENT_ROWS)]
+    pub xent_rows: usize,
+    /// Elements per optimizer step (flat tensor, and the sum of the 200 mixed tensors),
+    /// and of the fusion suite's elementwise chain.
     #[arg(long, default_value_t = DEFAULT_SIZE)]
     pub size: usize,
     /// Batch size of the step suite.
@@ -43,8 +52,8 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         args.backend
     );
     anyhow::ensure!(
-        matches!(args.suite.as_str(), "optim" | "step" | "all"),
-        "unknown suite `{}`; valid suites: optim, step, all",
+        matches!(args.suite.as_str(), "optim" | "step" | "fusion" | "all"),
+        "unknown suite `{}`; valid suites: optim, step, fusion, all",
         args.suite
     );
     anyhow::ensure!(args.reps > 0, "--reps must be at least 1");
@@ -61,7 +70,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         args.size, triad.median_ms
     );
     let mut results = Vec::new();
-    if args.suite != "step" {
+    if matches!(args.suite.as_str(), "optim" | "all") {
         let cfg = OptimSuite {
             optimizers: optimizers.clone(),
             size: args.size,
@@ -70,7 +79,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         };
         results.extend(run_optim_suite(&cfg, copy_gbps, &mut log)?);
     }
-    if args.suite != "optim" {
+    if matches!(args.suite.as_str(), "step" | "all") {
         let models: Vec<String> = if args.model.is_empty() {
             kiln_models::nets::MODELS.iter().map(|s| s.to_string()).collect()
         } else {
@@ -84,6 +93,21 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
             reps: args.reps,
         };
         results.extend(run_step_suite(&cfg, &mut log)?);
+    }
+    if matches!(args.suite.as_str(), "fusion" | "all") {
+        let cfg = FusionSuite {
+            cases: if args.case.is_empty() {
+                FUSION_CASES.iter().map(|s| s.to_string()).collect()
+            } else {
+                args.case.clone()
+            },
+            size: args.size,
+            rows: args.xent_rows,
+            batch: args.batch,
+            warmup,
+            reps: args.reps,
+        };
+        results.extend(run_fusion_suite(&cfg, copy_gbps, &mut log)?);
     }
     print!("{}", table(&results, copy_gbps));
     if let Some(path) = &args.json {

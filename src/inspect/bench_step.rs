@@ -39,26 +39,48 @@ fn batch_inputs(shape: &[usize], classes: usize) -> anyhow::Result<Bindings> {
     Ok(b)
 }
 
+/// One training-step workload: the step graph of `model` trained with `optimizer`
+/// (benchmark hyperparameters, see `kiln_benches::bench_optimizer`), its deterministic
+/// batch of `batch` examples and the optimizer's runtime scalars at step 1. Shared by
+/// the step suite and the criterion benches, so both time the same thing.
+pub struct StepWorkload {
+    pub graph: kiln_ir::Graph,
+    pub inputs: Bindings,
+    pub scalars: Vec<(String, f64)>,
+}
+
+/// Build the [`StepWorkload`] of `model` x `optimizer` at `batch`.
+pub fn step_workload(model: &str, optimizer: &str, batch: usize) -> anyhow::Result<StepWorkload> {
+    let net = nets::by_name(model, &example_shape(model), 10)?;
+    let mut shape = vec![batch];
+    shape.extend(net.example_shape());
+    let inputs = batch_inputs(&shape, 10)?;
+    let opt = kiln_benches::bench_optimizer(optimizer)?;
+    let graphs = build_step(opt.as_ref(), &|b: &GraphBuilder| {
+        let x = b.input("x", shape.clone(), DType::F32);
+        let y = b.input("y", [shape[0]], DType::I32);
+        net.forward(b, &x).cross_entropy(&y)
+    })
+    .with_context(|| format!("building the {model} + {optimizer} step"))?;
+    Ok(StepWorkload {
+        graph: graphs.step,
+        inputs,
+        scalars: opt.scalars(1)?,
+    })
+}
+
 /// Run the step suite.
 pub fn run_step_suite(cfg: &StepSuite, log: &mut dyn FnMut(&str)) -> anyhow::Result<Vec<BenchResult>> {
     let mut out = Vec::new();
     for m in &cfg.models {
-        let model = nets::by_name(m, &example_shape(m), 10)?;
-        let mut shape = vec![cfg.batch];
-        shape.extend(model.example_shape());
-        let inputs = batch_inputs(&shape, 10)?;
         for o in &cfg.optimizers {
-            let opt = kiln_benches::bench_optimizer(o)?;
             let t = Instant::now();
-            let graphs = build_step(opt.as_ref(), &|b: &GraphBuilder| {
-                let x = b.input("x", shape.clone(), DType::F32);
-                let y = b.input("y", [shape[0]], DType::I32);
-                model.forward(b, &x).cross_entropy(&y)
-            })
-            .with_context(|| format!("building the {m} + {o} step"))?;
+            let StepWorkload {
+                graph: g,
+                inputs,
+                scalars,
+            } = step_workload(m, o, cfg.batch)?;
             let build = t.elapsed();
-            let g = graphs.step;
-            let scalars = opt.scalars(1)?;
             let live = g.live_mask();
             let flops: u64 = g.ids().filter(|id| live[id.index()]).map(|id| node_flops(&g, id)).sum();
             let mut r = BenchResult {
