@@ -1,7 +1,8 @@
 //! `kiln experiment optimizers --quick` end to end (the pipeline, not the science): the
 //! run writes results.json, summary.md and three PNG plots; the JSON has every run of
 //! the sweep with finite, above-chance accuracies, a learning-rate selection per
-//! optimizer, VSGD's β₁ histograms and the conv-net follow-up.
+//! optimizer, VSGD's β₁ histograms and the conv-net follow-up; a second run into the
+//! same folder reuses the finished runs.
 
 use std::path::PathBuf;
 
@@ -120,5 +121,13 @@ fn quick_run_writes_results_and_plots() {
     }
     let md = std::fs::read_to_string(out.join("summary.md")).unwrap();
     assert!(md.contains("(selected)") && md.contains("β₁"), "{md}");
+    assert_eq!(json["reused_runs"], 0);
+
+    // Run again into the same folder: every finished run is reused, not retrained.
+    experiment::run("optimizers", &opts).expect("the resumed run finishes");
+    let again: Value = serde_json::from_slice(&std::fs::read(out.join("results.json")).unwrap()).unwrap();
+    assert_eq!(again["reused_runs"].as_u64(), Some((runs.len() + conv.len()) as u64));
+    assert_eq!(again["runs"], json["runs"], "reused runs are kept as they were");
+    assert_eq!(again["summary"], json["summary"]);
     let _ = std::fs::remove_dir_all(&out);
 }

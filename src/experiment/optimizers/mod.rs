@@ -10,7 +10,9 @@
 //! Writes into the output folder: `results.json` (every run's curves, the sweep, the
 //! selection, the β₁ histograms), `summary.md` (the tables), `curves.png`, `sweep.png`,
 //! `beta1.png`. `--quick` runs a CI-sized smoke version (a 2,000-example slice, two
-//! epochs, one seed) that checks the pipeline, not the science.
+//! epochs, one seed) that checks the pipeline, not the science. Running again into a
+//! folder whose `results.json` holds runs of the same configuration and data (e.g. after
+//! an interruption) reuses those runs instead of retraining them.
 //!
 //! Owns the orchestration and the output files; configuration is `plan`, one training
 //! run `runner`, statistics and tables `report`, drawing `plots`. Uses only the public
@@ -86,7 +88,50 @@ fn spec<'a>(plan: &'a Plan, model: &'a str, arm: &'a plan::Arm, lr: f64, seed: u
     }
 }
 
+/// The configuration part of `results.json` (also the key for reusing finished runs).
+fn config_json(p: &Plan) -> Json {
+    json!({
+        "model": p.model, "epochs": p.epochs, "batch_size": p.batch_size, "seeds": p.seeds,
+        "schedule": {"kind": "step_decay", "at_fraction": p.decay_at, "factor": p.decay_factor},
+        "val_fraction": p.val_fraction, "conv_epochs": p.conv_epochs,
+        "conv_train_examples": p.conv_train_examples,
+        "beta1_histogram": {"variable": "log10(1 - beta1)", "min": plan::BETA1_LOG_MIN, "max": 0.0, "bins": p.beta1_bins},
+        "arms": p.arms.iter().map(|a| json!({
+            "label": a.label, "optimizer": a.optimizer, "lrs": a.lrs,
+            "fixed": a.fixed.iter().map(|(k, v)| (k.clone(), json!(v))).collect::<serde_json::Map<_, _>>(),
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// Runs finished by an earlier, interrupted invocation with the same configuration and
+/// data in the same output folder: (sweep runs, conv runs). Empty when there is none.
+fn previous_runs(path: &std::path::Path, plan: &Plan, data: &Prepared) -> (Vec<RunRecord>, Vec<RunRecord>) {
+    let Some(prev) = std::fs::read(path)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Json>(&b).ok())
+    else {
+        return (Vec::new(), Vec::new());
+    };
+    if prev["config"] != config_json(plan) || prev["data"]["description"] != data.description.as_str() {
+        return (Vec::new(), Vec::new());
+    }
+    let read = |v: &Json| -> Vec<RunRecord> {
+        v.as_array()
+            .map(|a| a.iter().filter_map(RunRecord::from_json).collect())
+            .unwrap_or_default()
+    };
+    (read(&prev["runs"]), read(&prev["conv"]["runs"]))
+}
+
+fn take_previous(previous: &mut Vec<RunRecord>, model: &str, arm: &str, lr: f64, seed: u64) -> Option<RunRecord> {
+    let i = previous
+        .iter()
+        .position(|r| r.model == model && r.arm == arm && r.lr == lr && r.seed == seed)?;
+    Some(previous.swap_remove(i))
+}
+
 /// Everything `results.json` holds.
+#[derive(Clone)]
 struct Outcome<'a> {
     plan: &'a Plan,
     data: &'a Prepared,
@@ -97,6 +142,8 @@ struct Outcome<'a> {
     load_start: String,
     seconds: f64,
     complete: bool,
+    /// Runs taken from an earlier, interrupted invocation (their times are their own).
+    reused: usize,
 }
 
 impl Outcome<'_> {
@@ -108,20 +155,11 @@ impl Outcome<'_> {
             "quick": p.quick,
             "data": {"dataset": self.data.dataset, "description": self.data.description,
                      "train": self.data.train.len(), "val": self.data.val.len(), "test": self.data.test.len()},
-            "config": {
-                "model": p.model, "epochs": p.epochs, "batch_size": p.batch_size, "seeds": p.seeds,
-                "schedule": {"kind": "step_decay", "at_fraction": p.decay_at, "factor": p.decay_factor},
-                "val_fraction": p.val_fraction, "conv_epochs": p.conv_epochs,
-                "conv_train_examples": p.conv_train_examples,
-                "beta1_histogram": {"variable": "log10(1 - beta1)", "min": plan::BETA1_LOG_MIN, "max": 0.0, "bins": p.beta1_bins},
-                "arms": p.arms.iter().map(|a| json!({
-                    "label": a.label, "optimizer": a.optimizer, "lrs": a.lrs,
-                    "fixed": a.fixed.iter().map(|(k, v)| (k.clone(), json!(v))).collect::<serde_json::Map<_, _>>(),
-                })).collect::<Vec<_>>(),
-            },
+            "config": config_json(p),
             "machine": {"cpu": cpu_model(), "threads": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
                         "loadavg_start": self.load_start, "loadavg_end": loadavg()},
             "wall_seconds": self.seconds,
+            "reused_runs": self.reused,
             "summary": report::summary_json(self.summary),
             "runs": self.records.iter().map(RunRecord::to_json).collect::<Vec<_>>(),
             "conv": {
@@ -136,7 +174,7 @@ impl Outcome<'_> {
         let mut s = format!(
             "# kiln experiment optimizers{}\n\n- data: {}\n- model: {} (784-256-256-10), batch {}, {} epochs, step decay ×{} at {:?} of the run, seeds 0..{}\n\
              - lr selected per optimizer by mean final validation accuracy\n- machine: {} ({} threads), load average at start {}, at end {}\n\
-             - wall time: {:.0} s\n\n## Sweep (MLP)\n\n{}\n## Each optimizer at its selected lr (MLP)\n\n{}\n",
+             - wall time: {:.0} s{}\n\n## Sweep (MLP)\n\n{}\n## Each optimizer at its selected lr (MLP)\n\n{}\n",
             if p.quick { " (--quick smoke run: not a result)" } else { "" },
             self.data.description,
             p.model,
@@ -150,6 +188,11 @@ impl Outcome<'_> {
             self.load_start,
             loadavg(),
             self.seconds,
+            if self.reused > 0 {
+                format!(" (this invocation; {} runs were reused from an interrupted earlier one)", self.reused)
+            } else {
+                String::new()
+            },
             report::sweep_table(self.summary),
             report::best_table(self.summary),
         );
@@ -202,113 +245,31 @@ fn write(path: PathBuf, text: String, files: &mut Vec<PathBuf>) -> anyhow::Resul
     Ok(())
 }
 
-/// Run the experiment; returns the files written.
-pub fn run(opts: &ExperimentOptions) -> anyhow::Result<Vec<PathBuf>> {
-    let plan = Plan::for_options(opts);
-    let started = Instant::now();
-    let load_start = loadavg();
-    let data = plan::prepare(&plan, opts)?;
-    let total = plan.sweep_runs();
-    println!(
-        "kiln experiment optimizers{}: {}\n{} MLP runs ({} optimizers × their lrs × {} seeds × {} epochs), then the conv net; load average {}",
-        if plan.quick { " --quick" } else { "" },
-        data.description,
-        total,
-        plan.arms.len(),
-        plan.seeds,
-        plan.epochs,
-        load_start
-    );
-    let mut records = Vec::new();
-    let mut k = 0;
-    for arm in &plan.arms {
-        for &lr in &arm.lrs {
-            for seed in 0..plan.seeds as u64 {
-                k += 1;
-                let r = runner::train_one(
-                    &spec(&plan, &plan.model, arm, lr, seed, plan.epochs),
-                    &data.train,
-                    &data.val,
-                    &data.test,
-                )?;
-                println!("{}", progress_line(k, total, &r));
-                records.push(r);
-            }
-        }
-    }
-    let arms: Vec<(String, Vec<f64>)> = plan.arms.iter().map(|a| (a.label.clone(), a.lrs.clone())).collect();
-    let summary = report::summarise(&arms, &records);
-    let mut files = Vec::new();
-    let results = opts.out_dir.join("results.json");
-    let mut outcome = Outcome {
-        plan: &plan,
-        data: &data,
-        records: &records,
-        summary: &summary,
-        conv: &[],
-        conv_errors: &[],
-        load_start: load_start.clone(),
-        seconds: started.elapsed().as_secs_f64(),
-        complete: false,
-    };
-    // Written now so a failure in the follow-up never loses the sweep.
-    write(
-        results.clone(),
-        serde_json::to_string_pretty(&outcome.json())? + "\n",
-        &mut files,
-    )?;
-
-    let (mut conv, mut conv_errors) = (Vec::new(), Vec::new());
-    if plan.conv_epochs > 0 {
-        let train = match plan.conv_train_examples {
-            Some(n) if n < data.train.len() => data.train.split_holdout(n as f64 / data.train.len() as f64, 1)?.1,
-            _ => data.train.clone(),
-        };
-        for (arm, s) in plan.arms.iter().zip(&summary) {
-            let Some(cell) = s.selected_cell() else {
-                conv_errors.push((arm.label.clone(), "no learning rate finished the MLP sweep".into()));
-                continue;
-            };
-            match runner::train_one(
-                &spec(&plan, "convnet", arm, cell.lr, 0, plan.conv_epochs),
-                &train,
-                &data.val,
-                &data.test,
-            ) {
-                Ok(r) => {
-                    println!("{}", progress_line(conv.len() + 1, plan.arms.len(), &r));
-                    conv.push(r);
-                }
-                Err(e) => {
-                    println!("convnet {} failed: {e:#}", arm.label);
-                    conv_errors.push((arm.label.clone(), format!("{e:#}")));
-                }
-            }
-        }
-    }
-    outcome.conv = &conv;
-    outcome.conv_errors = &conv_errors;
-    outcome.complete = true;
-    outcome.seconds = started.elapsed().as_secs_f64();
-    write(
-        results,
-        serde_json::to_string_pretty(&outcome.json())? + "\n",
-        &mut files,
-    )?;
-    write(opts.out_dir.join("summary.md"), outcome.markdown(), &mut files)?;
-
+/// curves.png, sweep.png and beta1.png from the sweep.
+fn write_plots(
+    plan: &Plan,
+    data: &Prepared,
+    summary: &[ArmSummary],
+    records: &[RunRecord],
+    opts: &ExperimentOptions,
+    files: &mut Vec<PathBuf>,
+) -> anyhow::Result<()> {
     let what = format!("{} on {} ({} seeds)", plan.model, data.dataset, plan.seeds);
     let path = opts.out_dir.join("curves.png");
     plots::curves(
         &path,
         &format!("each optimizer at its selected lr: {what}"),
-        &summary,
-        &records,
+        summary,
+        records,
     )?;
-    files.push(path);
+    if !files.contains(&path) {
+        files.push(path);
+    }
     let path = opts.out_dir.join("sweep.png");
-    plots::sweep(&path, &format!("learning-rate sweep: {what}"), &summary)?;
-    files.push(path);
+    plots::sweep(&path, &format!("learning-rate sweep: {what}"), summary)?;
+    if !files.contains(&path) {
+        files.push(path);
+    }
     let vsgd = summary
         .iter()
         .find(|a| a.label == "vsgd")
@@ -330,9 +291,144 @@ pub fn run(opts: &ExperimentOptions) -> anyhow::Result<Vec<PathBuf>> {
                 selected,
                 &per_lr,
             )?;
-            files.push(path);
+            if !files.contains(&path) {
+                files.push(path);
+            }
         }
     }
+    Ok(())
+}
+
+/// Run the experiment; returns the files written.
+pub fn run(opts: &ExperimentOptions) -> anyhow::Result<Vec<PathBuf>> {
+    let plan = Plan::for_options(opts);
+    let started = Instant::now();
+    let load_start = loadavg();
+    let data = plan::prepare(&plan, opts)?;
+    let total = plan.sweep_runs();
+    println!(
+        "kiln experiment optimizers{}: {}\n{} MLP runs ({} optimizers × their lrs × {} seeds × {} epochs), then the conv net; load average {}",
+        if plan.quick { " --quick" } else { "" },
+        data.description,
+        total,
+        plan.arms.len(),
+        plan.seeds,
+        plan.epochs,
+        load_start
+    );
+    let results = opts.out_dir.join("results.json");
+    let (mut previous, mut previous_conv) = previous_runs(&results, &plan, &data);
+    if !previous.is_empty() {
+        println!(
+            "reusing the {} runs that {} holds from an interrupted run with this configuration",
+            previous.len() + previous_conv.len(),
+            results.display()
+        );
+    }
+    let mut records = Vec::new();
+    let (mut k, mut reused) = (0, 0);
+    for arm in &plan.arms {
+        for &lr in &arm.lrs {
+            for seed in 0..plan.seeds as u64 {
+                k += 1;
+                let (r, reused) = match take_previous(&mut previous, &plan.model, &arm.label, lr, seed) {
+                    Some(r) => {
+                        reused += 1;
+                        (r, " (reused)")
+                    }
+                    None => (
+                        runner::train_one(
+                            &spec(&plan, &plan.model, arm, lr, seed, plan.epochs),
+                            &data.train,
+                            &data.val,
+                            &data.test,
+                        )?,
+                        "",
+                    ),
+                };
+                println!("{}{reused}", progress_line(k, total, &r));
+                records.push(r);
+            }
+        }
+    }
+    let arms: Vec<(String, Vec<f64>)> = plan.arms.iter().map(|a| (a.label.clone(), a.lrs.clone())).collect();
+    let summary = report::summarise(&arms, &records);
+    let mut files = Vec::new();
+    let mut outcome = Outcome {
+        plan: &plan,
+        data: &data,
+        records: &records,
+        summary: &summary,
+        conv: &[],
+        conv_errors: &[],
+        load_start: load_start.clone(),
+        seconds: started.elapsed().as_secs_f64(),
+        complete: false,
+        reused,
+    };
+    // Written now so a failure or interruption in the follow-up never loses the sweep.
+    write(
+        results.clone(),
+        serde_json::to_string_pretty(&outcome.json())? + "\n",
+        &mut files,
+    )?;
+    write(opts.out_dir.join("summary.md"), outcome.markdown(), &mut files)?;
+    write_plots(&plan, &data, &summary, &records, opts, &mut files)?;
+
+    let (mut conv, mut conv_errors) = (Vec::new(), Vec::new());
+    if plan.conv_epochs > 0 {
+        let train = match plan.conv_train_examples {
+            Some(n) if n < data.train.len() => data.train.split_holdout(n as f64 / data.train.len() as f64, 1)?.1,
+            _ => data.train.clone(),
+        };
+        for (arm, s) in plan.arms.iter().zip(&summary) {
+            let Some(cell) = s.selected_cell() else {
+                conv_errors.push((arm.label.clone(), "no learning rate finished the MLP sweep".into()));
+                continue;
+            };
+            if let Some(r) = take_previous(&mut previous_conv, "convnet", &arm.label, cell.lr, 0) {
+                outcome.reused += 1;
+                println!("{} (reused)", progress_line(conv.len() + 1, plan.arms.len(), &r));
+                conv.push(r);
+                continue;
+            }
+            match runner::train_one(
+                &spec(&plan, "convnet", arm, cell.lr, 0, plan.conv_epochs),
+                &train,
+                &data.val,
+                &data.test,
+            ) {
+                Ok(r) => {
+                    println!("{}", progress_line(conv.len() + 1, plan.arms.len(), &r));
+                    conv.push(r);
+                    // Keep every finished run on disk (an interrupted run resumes from it).
+                    let so_far = Outcome {
+                        conv: &conv,
+                        conv_errors: &conv_errors,
+                        seconds: started.elapsed().as_secs_f64(),
+                        ..outcome.clone()
+                    };
+                    let text = serde_json::to_string_pretty(&so_far.json())? + "\n";
+                    write(results.clone(), text, &mut files)?;
+                }
+                Err(e) => {
+                    println!("convnet {} failed: {e:#}", arm.label);
+                    conv_errors.push((arm.label.clone(), format!("{e:#}")));
+                }
+            }
+        }
+    }
+    outcome.conv = &conv;
+    outcome.conv_errors = &conv_errors;
+    outcome.complete = true;
+    outcome.seconds = started.elapsed().as_secs_f64();
+    write(
+        results,
+        serde_json::to_string_pretty(&outcome.json())? + "\n",
+        &mut files,
+    )?;
+    write(opts.out_dir.join("summary.md"), outcome.markdown(), &mut files)?;
+
     println!(
         "done in {:.0} s (load average at start {load_start}, now {})",
         started.elapsed().as_secs_f64(),

@@ -133,6 +133,76 @@ impl RunRecord {
     }
 }
 
+impl RunRecord {
+    /// Reads back a record written by [`RunRecord::to_json`] (None if a field is missing),
+    /// so an interrupted experiment can reuse the runs it already finished.
+    pub fn from_json(v: &Json) -> Option<RunRecord> {
+        let f = |v: &Json, k: &str| v.get(k).and_then(Json::as_f64);
+        let epochs = v
+            .get("epochs")?
+            .as_array()?
+            .iter()
+            .map(|e| {
+                Some(EpochRecord {
+                    epoch: e.get("epoch")?.as_u64()? as usize,
+                    lr: f(e, "lr")?,
+                    train_loss: f(e, "train_loss")?,
+                    val_loss: f(e, "val_loss")?,
+                    val_accuracy: f(e, "val_accuracy")?,
+                    test_loss: f(e, "test_loss")?,
+                    test_accuracy: f(e, "test_accuracy")?,
+                    seconds: f(e, "seconds")?,
+                })
+            })
+            .collect::<Option<Vec<_>>>()?;
+        let beta1 = v
+            .get("beta1")?
+            .as_array()?
+            .iter()
+            .map(|b| {
+                let q = b.get("quantiles")?;
+                Some(Beta1Snapshot {
+                    epoch: b.get("epoch")?.as_u64()? as usize,
+                    step: b.get("step")?.as_u64()?,
+                    elements: b.get("elements")?.as_u64()? as usize,
+                    mean: f(b, "mean")?,
+                    quantiles: [f(q, "p05")?, f(q, "p25")?, f(q, "p50")?, f(q, "p75")?, f(q, "p95")?],
+                    log_histogram: b
+                        .get("log10_one_minus_beta1_histogram")?
+                        .as_array()?
+                        .iter()
+                        .map(Json::as_u64)
+                        .collect::<Option<Vec<_>>>()?,
+                })
+            })
+            .collect::<Option<Vec<_>>>()?;
+        let final_train = match v.get("final_train_eval")? {
+            Json::Null => None,
+            t => Some((f(t, "loss")?, f(t, "accuracy")?)),
+        };
+        Some(RunRecord {
+            model: v.get("model")?.as_str()?.into(),
+            arm: v.get("arm")?.as_str()?.into(),
+            optimizer: v.get("optimizer")?.as_str()?.into(),
+            lr: f(v, "lr")?,
+            seed: v.get("seed")?.as_u64()?,
+            hyper: v
+                .get("hyper")?
+                .as_object()?
+                .iter()
+                .map(|(k, x)| Some((k.clone(), x.as_f64()?)))
+                .collect::<Option<Vec<_>>>()?,
+            epochs,
+            diverged: v.get("diverged")?.as_str().map(str::to_string),
+            beta1,
+            final_train,
+            kernels: v.get("kernels")?.as_u64()? as usize,
+            compile_seconds: f(v, "compile_seconds")?,
+            wall_seconds: f(v, "wall_seconds")?,
+        })
+    }
+}
+
 /// Mean loss and accuracy of the task's current parameters over `set`.
 fn evaluate(task: &mut CompiledTask, set: &Dataset, batch_size: usize) -> Result<(f64, f64), TrainError> {
     let mut batches = set.eval_batches(batch_size)?;
@@ -288,6 +358,42 @@ pub fn train_one(spec: &RunSpec, train: &Dataset, val: &Dataset, test: &Dataset)
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn records_round_trip_through_json() {
+        let r = RunRecord {
+            model: "mlp".into(),
+            arm: "vsgd".into(),
+            optimizer: "vsgd".into(),
+            lr: 0.003,
+            seed: 2,
+            hyper: vec![("kg".into(), 30.0), ("lr".into(), 0.003)],
+            epochs: vec![EpochRecord {
+                epoch: 1,
+                lr: 0.003,
+                train_loss: 0.5,
+                val_loss: 0.4,
+                val_accuracy: 0.81,
+                test_loss: 0.45,
+                test_accuracy: 0.8,
+                seconds: 3.25,
+            }],
+            diverged: None,
+            beta1: vec![summarise_beta1(&[0.5, 0.6, 0.99], 1, 430, 4)],
+            final_train: Some((0.3, 0.9)),
+            kernels: 14,
+            compile_seconds: 0.1,
+            wall_seconds: 4.0,
+        };
+        assert_eq!(RunRecord::from_json(&r.to_json()), Some(r.clone()));
+        let diverged = RunRecord {
+            diverged: Some("loss NaN at step 3 (epoch 1)".into()),
+            final_train: None,
+            ..r
+        };
+        assert_eq!(RunRecord::from_json(&diverged.to_json()), Some(diverged));
+        assert_eq!(RunRecord::from_json(&json!({"model": "mlp"})), None);
+    }
 
     #[test]
     fn beta1_summary_bins_and_quantiles() {
