@@ -55,16 +55,23 @@ fn random_program(n: usize, dist: Distribution, stream: u32, offset: i64) -> kil
             (v(1), Inst::Scalar { slot: 1 }),
             (
                 v(2),
+                Inst::Const {
+                    value: f64::from(stream as i32),
+                    dtype: DType::I32,
+                },
+            ),
+            (
+                v(3),
                 Inst::Random {
                     dist,
-                    stream,
+                    stream: v(2),
                     seed: v(0),
                     step: v(1),
                     index: flat(0, &dims).add(IndexExpr::Const(offset)),
                 },
             ),
         ],
-        vec![(0, v(2))],
+        vec![(0, v(3))],
     );
     program(
         vec![output("r", 3 * n, DType::F32)],

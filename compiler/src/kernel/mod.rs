@@ -223,8 +223,9 @@ pub enum Inst {
     Select { cond: ValueId, on_true: ValueId, on_false: ValueId },
     Cast { x: ValueId, to: DType },
     /// Philox draw for element `index` (see `kiln_ir::philox` for the exact mapping);
-    /// `seed` and `step` are I32 values.
-    Random { dist: Distribution, stream: u32, seed: ValueId, step: ValueId, index: IndexExpr },
+    /// `stream`, `seed` and `step` are I32 values (the stream's bits are the graph's u32
+    /// stream: a constant, or per element where a horizontal kernel spans parameters).
+    Random { dist: Distribution, stream: ValueId, seed: ValueId, step: ValueId, index: IndexExpr },
 }
 
 /// How an accumulator folds values. `ArgMax` keeps (max value, index of first max)

@@ -5,15 +5,25 @@
 //! parameters, the gradients, each state) gets a contiguous arena, and each
 //! parameter's buffer becomes a view into its slot's arena at that parameter's offset,
 //! so the merged kernel is one flat loop and the kernels producing the gradients write
-//! straight into the gradient arena. Kernels that draw random numbers are left alone
-//! (their element index is per parameter). It changes buffer placement and the kernel
-//! list only.
+//! straight into the gradient arena.
+//!
+//! Updates that draw random numbers (IVON's regenerated noise) merge too, although each
+//! parameter's draws are keyed by its own stream and its own element index: the programs
+//! must agree up to the constant stream of each `Random`, and the merged kernel computes,
+//! per element of the arena, which parameter it belongs to (compares against the
+//! parameters' offsets), that parameter's element index (arena index − offset) and its
+//! stream, so every element draws exactly the number it drew in its own kernel. It
+//! changes buffer placement and the kernel list only.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use kiln_ir::{BinaryOp, CompareOp, DType};
+
 use super::buffers::{reads_writes, rename_loop};
 use super::index::{ravel, simplify};
-use crate::kernel::{Buffer, BufferId, BufferRole, IndexExpr, Inst, Kernel, LoopKernel, Program, Storage};
+use crate::kernel::{
+    Buffer, BufferId, BufferRole, IndexExpr, Inst, Kernel, LoopKernel, Program, Stage, Storage, ValueId,
+};
 
 /// A kernel's flat program with buffers replaced by slot numbers, if it qualifies.
 struct Candidate {
@@ -23,6 +33,92 @@ struct Candidate {
     signature: String,
     reads: BTreeSet<BufferId>,
     writes: BTreeSet<BufferId>,
+    /// The stream of each `Random` of the program, in instruction order.
+    streams: Vec<u32>,
+}
+
+/// The constants used only as the stream of `Random` instructions, with their values.
+fn stream_constants(st: &Stage) -> HashMap<ValueId, u32> {
+    let streams: BTreeSet<ValueId> = st
+        .insts
+        .iter()
+        .filter_map(|(_, inst)| match inst {
+            Inst::Random { stream, .. } => Some(*stream),
+            _ => None,
+        })
+        .collect();
+    let mut consts: HashMap<ValueId, u32> = st
+        .insts
+        .iter()
+        .filter_map(|(v, inst)| match inst {
+            Inst::Const {
+                value,
+                dtype: DType::I32,
+            } if streams.contains(v) => Some((*v, *value as i32 as u32)),
+            _ => None,
+        })
+        .collect();
+    // A constant with any other use keeps its value in the signature.
+    for (_, inst) in &st.insts {
+        let mut other_uses = Vec::new();
+        match inst {
+            Inst::Random { seed, step, index, .. } => {
+                other_uses.extend([*seed, *step]);
+                index_values(index, &mut other_uses);
+            }
+            other => operands(other, &mut other_uses),
+        }
+        for v in other_uses {
+            consts.remove(&v);
+        }
+    }
+    for w in &st.stores {
+        consts.remove(&w.value);
+    }
+    consts
+}
+
+/// Values an instruction reads (its index expressions included).
+fn operands(inst: &Inst, v: &mut Vec<ValueId>) {
+    match inst {
+        Inst::Load { index, guards, .. } => {
+            index_values(index, v);
+            for g in guards {
+                index_values(&g.expr, v);
+            }
+        }
+        Inst::Index(e) => index_values(e, v),
+        Inst::Scalar { .. } | Inst::Const { .. } | Inst::LoopVar(_) | Inst::Acc(_) => {}
+        Inst::Unary { x, .. } | Inst::PowConst { x, .. } | Inst::Cast { x, .. } => v.push(*x),
+        Inst::Binary { a, b, .. } | Inst::Compare { a, b, .. } => v.extend([*a, *b]),
+        Inst::Select {
+            cond,
+            on_true,
+            on_false,
+        } => v.extend([*cond, *on_true, *on_false]),
+        Inst::Random {
+            stream,
+            seed,
+            step,
+            index,
+            ..
+        } => {
+            v.extend([*stream, *seed, *step]);
+            index_values(index, v);
+        }
+    }
+}
+
+fn index_values(e: &IndexExpr, out: &mut Vec<ValueId>) {
+    match e {
+        IndexExpr::Value(v) => out.push(*v),
+        IndexExpr::Add(a, b) => {
+            index_values(a, out);
+            index_values(b, out);
+        }
+        IndexExpr::Mul(a, _) | IndexExpr::Div(a, _) | IndexExpr::Mod(a, _) => index_values(a, out),
+        IndexExpr::Var(_) | IndexExpr::Const(_) => {}
+    }
 }
 
 fn candidate(p: &Program, pos: usize, update_bufs: &BTreeSet<BufferId>) -> Option<Candidate> {
@@ -44,6 +140,8 @@ fn candidate(p: &Program, pos: usize, update_bufs: &BTreeSet<BufferId>) -> Optio
             slots.len() - 1
         }
     };
+    let stream_consts = stream_constants(st);
+    let mut streams = Vec::new();
     let mut sig = String::new();
     for (v, inst) in &st.insts {
         match inst {
@@ -59,7 +157,21 @@ fn candidate(p: &Program, pos: usize, update_bufs: &BTreeSet<BufferId>) -> Optio
                 let s = slot_of(*buf, &mut slots);
                 sig.push_str(&format!("{v}=load s{s} fill {fill};"));
             }
-            Inst::LoopVar(_) | Inst::Index(_) | Inst::Random { .. } | Inst::Acc(_) => return None,
+            Inst::Const { .. } if stream_consts.contains_key(v) => sig.push_str(&format!("{v}=stream;")),
+            Inst::Random {
+                dist,
+                stream,
+                seed,
+                step,
+                index,
+            } => {
+                if *index != flat {
+                    return None;
+                }
+                streams.push(*stream_consts.get(stream)?);
+                sig.push_str(&format!("{v}=random {dist:?} stream={stream} seed={seed} step={step};"));
+            }
+            Inst::LoopVar(_) | Inst::Index(_) | Inst::Acc(_) => return None,
             other => sig.push_str(&format!("{v}={other:?};")),
         }
     }
@@ -85,7 +197,79 @@ fn candidate(p: &Program, pos: usize, update_bufs: &BTreeSet<BufferId>) -> Optio
         signature: sig,
         reads,
         writes,
+        streams,
     })
+}
+
+/// Key the merged kernel's `Random` draws per member: member `m` covers the arena
+/// elements from `offsets[m]` on and drew with stream `streams[m][r]` at its own element
+/// index. New instructions (fresh ids, placed first) compute the member's offset and
+/// stream from the arena index.
+fn key_draws_per_member(k: &mut LoopKernel, offsets: &[usize], streams: &[Vec<u32>]) {
+    let st = &mut k.stages[0];
+    let randoms: Vec<usize> = (0..st.insts.len())
+        .filter(|&i| matches!(st.insts[i].1, Inst::Random { .. }))
+        .collect();
+    if randoms.is_empty() {
+        return;
+    }
+    let mut next = st.insts.iter().map(|(v, _)| v.0 + 1).max().unwrap_or(0);
+    let mut head: Vec<(ValueId, Inst)> = Vec::new();
+    let mut push = |inst: Inst| {
+        let v = ValueId(next);
+        next += 1;
+        head.push((v, inst));
+        v
+    };
+    let i32c = |value: i64| Inst::Const {
+        value: value as f64,
+        dtype: DType::I32,
+    };
+    let at = push(Inst::Index(IndexExpr::Var(0)));
+    // in_member[m - 1]: the element belongs to member m or a later one.
+    let in_member: Vec<ValueId> = offsets[1..]
+        .iter()
+        .map(|&o| {
+            let c = push(i32c(o as i64));
+            push(Inst::Compare {
+                op: CompareOp::Ge,
+                a: at,
+                b: c,
+            })
+        })
+        .collect();
+    // The per-member value of `values` at the current element.
+    let mut chain = |values: &[i64]| {
+        let mut acc = push(i32c(values[0]));
+        for (m, &cond) in in_member.iter().enumerate() {
+            if values[m + 1] != values[m] {
+                let c = push(i32c(values[m + 1]));
+                acc = push(Inst::Select {
+                    cond,
+                    on_true: c,
+                    on_false: acc,
+                });
+            }
+        }
+        acc
+    };
+    let base = chain(&offsets.iter().map(|&o| o as i64).collect::<Vec<_>>());
+    let keyed: Vec<ValueId> = (0..randoms.len())
+        .map(|r| chain(&streams.iter().map(|s| i64::from(s[r] as i32)).collect::<Vec<_>>()))
+        .collect();
+    let local = push(Inst::Binary {
+        op: BinaryOp::Sub,
+        a: at,
+        b: base,
+    });
+    for (r, &i) in randoms.iter().enumerate() {
+        if let Inst::Random { stream, index, .. } = &mut st.insts[i].1 {
+            *stream = keyed[r];
+            *index = IndexExpr::Value(local);
+        }
+    }
+    head.append(&mut st.insts);
+    st.insts = head;
 }
 
 /// Merge every class of at least two kernels with the same flat update program.
@@ -122,9 +306,13 @@ pub(crate) fn horizontal(p: &mut Program) {
         if members.len() < 2 || distinct.len() != all.len() || all.iter().any(|b| taken.contains(b)) {
             continue;
         }
+        let total: usize = members.iter().map(|c| c.numel).sum();
+        // Per-member draws compute element indices in i32.
+        if !members[0].streams.is_empty() && i32::try_from(total).is_err() {
+            continue;
+        }
         taken.extend(distinct);
         members.sort_by_key(|c| c.pos);
-        let total: usize = members.iter().map(|c| c.numel).sum();
         let nslots = members[0].slots.len();
         let mut arenas = Vec::with_capacity(nslots);
         for s in 0..nslots {
@@ -162,6 +350,16 @@ pub(crate) fn horizontal(p: &mut Program) {
             }
         }
         k.outer = vec![total];
+        let offsets: Vec<usize> = members
+            .iter()
+            .scan(0, |off, c| {
+                let o = *off;
+                *off += c.numel;
+                Some(o)
+            })
+            .collect();
+        let streams: Vec<Vec<u32>> = members.iter().map(|c| c.streams.clone()).collect();
+        key_draws_per_member(&mut k, &offsets, &streams);
         let mut nodes: BTreeSet<_> = BTreeSet::new();
         for c in &members {
             if let Kernel::Loop(l) = &p.kernels[c.pos] {

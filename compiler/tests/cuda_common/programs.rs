@@ -477,16 +477,24 @@ pub fn dropout(n: usize) -> (Program, Bindings) {
     let seed = i.scalar(0);
     let step = i.scalar(1);
     let rate = i.scalar(2);
+    let s3 = i.push(Inst::Const {
+        value: 3.0,
+        dtype: DType::I32,
+    });
+    let s4 = i.push(Inst::Const {
+        value: 4.0,
+        dtype: DType::I32,
+    });
     let u = i.push(Inst::Random {
         dist: Distribution::Uniform,
-        stream: 3,
+        stream: s3,
         seed,
         step,
         index: var(0),
     });
     let z = i.push(Inst::Random {
         dist: Distribution::Normal,
-        stream: 4,
+        stream: s4,
         seed,
         step,
         index: var(0),

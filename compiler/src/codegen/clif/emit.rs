@@ -362,15 +362,22 @@ impl<'a, 'f> Emitter<'a, 'f> {
                 let ix = self.index(pt, env, index);
                 let s = self.get(env, *seed);
                 let st = self.get(env, *step);
+                let k = self.get(env, *stream);
                 let (w, v) = match ix {
-                    Ix::Uniform(_) => self.unify(&[s, st]),
+                    Ix::Uniform(_) => self.unify(&[s, st, k]),
                     _ => {
-                        let vs = vec![self.vector(s.0, s.1), self.vector(st.0, st.1)];
+                        let vs = vec![self.vector(s.0, s.1), self.vector(st.0, st.1), self.vector(k.0, k.1)];
                         (Width::X4, vs)
                     }
                 };
-                let (lo, hi) = self.index_words(w, ix);
-                let r = philox::random(&mut self.lanes(w), *dist, *stream, v[0], v[1], lo, hi);
+                let (lo, hi) = if w == Width::X4 && matches!(ix, Ix::Uniform(_)) {
+                    // A uniform index with a per-lane stream: the same words in every lane.
+                    let (lo, hi) = self.index_words(Width::Scalar, ix);
+                    (self.vector(Val::U(lo), DType::I32), self.vector(Val::U(hi), DType::I32))
+                } else {
+                    self.index_words(w, ix)
+                };
+                let r = philox::random(&mut self.lanes(w), *dist, v[2], v[0], v[1], lo, hi);
                 Self::wrap(w, r)
             }
         }

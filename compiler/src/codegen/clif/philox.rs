@@ -80,11 +80,19 @@ pub fn uniform_from_u32(l: &mut Lanes, w: Value) -> Value {
     l.mul(f, scale)
 }
 
-/// The draw of kiln's `Random { dist, stream }` for element index `(lo, hi)` words.
-pub fn random(l: &mut Lanes, dist: Distribution, stream: u32, seed: Value, step: Value, lo: Value, hi: Value) -> Value {
-    let s = l.i(stream as i32);
+/// The draw of kiln's `Random { dist, stream }` for element index `(lo, hi)` words
+/// (`stream` is an i32 value holding the stream's bits).
+pub fn random(
+    l: &mut Lanes,
+    dist: Distribution,
+    stream: Value,
+    seed: Value,
+    step: Value,
+    lo: Value,
+    hi: Value,
+) -> Value {
     let zero = l.i(0);
-    let w = philox4x32_10(l, [lo, hi, step, s], [seed, zero]);
+    let w = philox4x32_10(l, [lo, hi, step, stream], [seed, zero]);
     match dist {
         Distribution::Uniform => uniform_from_u32(l, w[0]),
         Distribution::Normal => {

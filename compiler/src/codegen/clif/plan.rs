@@ -177,9 +177,9 @@ fn dtypes(p: &Program, k: &LoopKernel) -> Result<Dtypes, CodegenError> {
                     get(x)?;
                     *to
                 }
-                Inst::Random { seed, step, .. } => {
-                    if get(seed)? != DType::I32 || get(step)? != DType::I32 {
-                        return Err(malformed(k, "random needs i32 seed and step".into()));
+                Inst::Random { stream, seed, step, .. } => {
+                    if get(seed)? != DType::I32 || get(step)? != DType::I32 || get(stream)? != DType::I32 {
+                        return Err(malformed(k, "random needs i32 stream, seed and step".into()));
                     }
                     DType::F32
                 }
@@ -279,8 +279,14 @@ pub fn operands(inst: &Inst) -> Vec<ValueId> {
             on_true,
             on_false,
         } => v.extend([*cond, *on_true, *on_false]),
-        Inst::Random { seed, step, index, .. } => {
-            v.extend([*seed, *step]);
+        Inst::Random {
+            stream,
+            seed,
+            step,
+            index,
+            ..
+        } => {
+            v.extend([*stream, *seed, *step]);
             index_values(index, &mut v);
         }
     }

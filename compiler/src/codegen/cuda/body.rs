@@ -144,9 +144,10 @@ impl Body<'_> {
                     Distribution::Normal => "kiln_random_normal",
                 };
                 format!(
-                    "{f}({}, {}, {stream}u, (unsigned long long)({}))",
+                    "{f}({}, {}, (unsigned int)({}), (unsigned long long)({}))",
                     v(seed),
                     v(step),
+                    v(stream),
                     self.index(index, n, extents)
                 )
             }

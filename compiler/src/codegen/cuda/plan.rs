@@ -355,9 +355,13 @@ pub(crate) fn vector_plan(p: &Program, k: &LoopKernel, o: &CudaOptions) -> Resul
                 on_true,
                 on_false,
             } => u(cond) && u(on_true) && u(on_false),
-            Inst::Random { seed, step, index, .. } => {
-                u(seed) && u(step) && lane_index(index, vv, &uf) == LaneIndex::Uniform
-            }
+            Inst::Random {
+                stream,
+                seed,
+                step,
+                index,
+                ..
+            } => u(stream) && u(seed) && u(step) && lane_index(index, vv, &uf) == LaneIndex::Uniform,
         };
         if is_uniform {
             uniform.insert(*id);

@@ -395,16 +395,16 @@ impl InstCx<'_> {
                 step,
                 index,
             } => {
-                let (s, t) = (arg(seed)?, arg(step)?);
-                if s.t != DType::I32 || t.t != DType::I32 {
-                    return Err(bad("random needs i32 seed and step".into()));
+                let (s, t, k) = (arg(seed)?, arg(step)?, arg(stream)?);
+                if s.t != DType::I32 || t.t != DType::I32 || k.t != DType::I32 {
+                    return Err(bad("random needs i32 stream, seed and step".into()));
                 }
                 let i = self.index(index, env)?;
                 if i < 0 {
                     return Err(bad(format!("random element index {i} is negative")));
                 }
                 V {
-                    x: random_f64(*dist, s.x as i32, t.x as i32, *stream, i as u64),
+                    x: random_f64(*dist, s.x as i32, t.x as i32, k.x as i32 as u32, i as u64),
                     t: DType::F32,
                 }
             }

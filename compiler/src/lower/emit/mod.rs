@@ -359,10 +359,12 @@ impl<'a> KernelBuilder<'a> {
                 let seed = self.emit(ins[0], &[], guards)?;
                 let step = self.emit(ins[1], &[], guards)?;
                 let index = self.simp(&ravel(idx, node.shape().dims()));
+                // The stream's u32 bits as an i32 constant.
+                let stream = self.konst(f64::from(*stream as i32), DType::I32);
                 self.push(
                     Inst::Random {
                         dist: *dist,
-                        stream: *stream,
+                        stream,
                         seed,
                         step,
                         index,

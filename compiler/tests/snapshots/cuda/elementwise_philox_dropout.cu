@@ -7,14 +7,16 @@
 //     v1 = scalar #0
 //     v2 = scalar #1
 //     v3 = scalar #2
-//     v4 = random Uniform stream=3 seed=v1 step=v2 at [i0]
-//     v5 = random Normal stream=4 seed=v1 step=v2 at [i0]
-//     v6 = Ge v4, v3
-//     v7 = const 0 : f32
-//     v8 = select v6, v0, v7
-//     store b1[i0] = v8
-//     store b2[i0] = v5
-//     store b3[i0] = v6
+//     v4 = const 3 : i32
+//     v5 = const 4 : i32
+//     v6 = random Uniform stream=v4 seed=v1 step=v2 at [i0]
+//     v7 = random Normal stream=v5 seed=v1 step=v2 at [i0]
+//     v8 = Ge v6, v3
+//     v9 = const 0 : f32
+//     v10 = select v8, v0, v9
+//     store b1[i0] = v10
+//     store b2[i0] = v7
+//     store b3[i0] = v8
 // mapping: elementwise; scalar: innermost extent 9 is not a multiple of 4
 extern "C" __global__ void __launch_bounds__(256) k0_dropout_noise(
     const float* __restrict__ b0  /* Input("x") */,
@@ -34,14 +36,16 @@ extern "C" __global__ void __launch_bounds__(256) k0_dropout_noise(
             const int v1 = s0;
             const int v2 = s1;
             const float v3 = s2;
-            const float v4 = kiln_random_uniform(v1, v2, 3u, (unsigned long long)(i0));
-            const float v5 = kiln_random_normal(v1, v2, 4u, (unsigned long long)(i0));
-            const bool v6 = (v4 >= v3);
-            const float v7 = 0.0f;
-            const float v8 = (v6 ? v0 : v7);
-            b1[i0] = v8;
-            b2[i0] = v5;
-            b3[i0] = (v6 ? 1u : 0u);
+            const int v4 = 3;
+            const int v5 = 4;
+            const float v6 = kiln_random_uniform(v1, v2, (unsigned int)(v4), (unsigned long long)(i0));
+            const float v7 = kiln_random_normal(v1, v2, (unsigned int)(v5), (unsigned long long)(i0));
+            const bool v8 = (v6 >= v3);
+            const float v9 = 0.0f;
+            const float v10 = (v8 ? v0 : v9);
+            b1[i0] = v10;
+            b2[i0] = v7;
+            b3[i0] = (v8 ? 1u : 0u);
         }
     }
 }
