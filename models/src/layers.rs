@@ -92,29 +92,34 @@ impl Conv2d {
     }
 }
 
-/// Max pooling over non-overlapping `k x k` windows (NCHW), via unfold + max.
+/// Max pooling over non-overlapping `k x k` windows (NCHW); rows and columns past the
+/// last whole window are dropped (PyTorch's floor mode).
+///
+/// Written as a reshape `[n, c, oh, k, ow, k]` + max over the two window axes rather than
+/// unfold + max: the windows do not overlap, so every element belongs to exactly one
+/// window, the reshape is a free view, and the backward pass (the max's tie mask times
+/// the gradient) stays elementwise instead of becoming a fold2d scatter, which fuses
+/// badly and was the slowest kernel of the conv net's step.
 #[track_caller]
 pub fn max_pool2d(x: &Tensor, k: usize) -> Tensor {
     let d = x.dims();
-    if d.len() != 4 {
-        // Let unfold2d report the rank error with its message.
-        return x.unfold2d(Window2d {
-            kernel: [k, k],
-            stride: [k, k],
-            padding: [0, 0],
-        });
-    }
-    let (n, c, h, w) = (d[0], d[1], d[2], d[3]);
     let window = Window2d {
         kernel: [k, k],
         stride: [k, k],
         padding: [0, 0],
     };
-    let (oh, ow) = (h / k.max(1), w / k.max(1));
-    x.unfold2d(window)
-        .reshape([n, c, k * k, oh * ow])
-        .max(&[2], false)
-        .reshape([n, c, oh, ow])
+    if d.len() != 4 || k == 0 || d[2] < k || d[3] < k {
+        // Let unfold2d report the rank / window error with its message.
+        return x.unfold2d(window);
+    }
+    let (n, c, h, w) = (d[0], d[1], d[2], d[3]);
+    let (oh, ow) = (h / k, w / k);
+    let whole = if (oh * k, ow * k) == (h, w) {
+        x.clone()
+    } else {
+        x.slice(&[0, 0, 0, 0], &[n, c, oh * k, ow * k], &[1, 1, 1, 1])
+    };
+    whole.reshape([n, c, oh, k, ow, k]).max(&[3, 5], false)
 }
 
 /// Layer normalisation over the last axis with a learned scale and shift.
@@ -160,5 +165,43 @@ impl Embedding {
             return self.table.gather(&ids.cast(DType::I32));
         }
         self.table.gather(ids)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kiln_ir::interp::{evaluate, Bindings};
+    use kiln_ir::{DType, Value};
+
+    #[test]
+    fn max_pool_takes_the_max_of_each_whole_window_and_drops_the_rest() {
+        let (n, c, h, w, k) = (2, 3, 5, 7, 2);
+        let b = GraphBuilder::new();
+        let x = b.input("x", [n, c, h, w], DType::F32);
+        b.output("y", &max_pool2d(&x, k));
+        let g = b.finish().unwrap();
+        // A scrambled but distinct pattern so the max's position varies per window.
+        let data: Vec<f64> = (0..n * c * h * w).map(|i| ((i * 37 + 11) % 101) as f64 - 50.0).collect();
+        let bind = Bindings::from([("x".into(), Value::new([n, c, h, w], DType::F32, data.clone()).unwrap())]);
+        let y = evaluate(&g, &bind).unwrap().output(&g, "y").unwrap().clone();
+        let (oh, ow) = (h / k, w / k);
+        assert_eq!(y.shape.dims(), &[n, c, oh, ow]);
+        for (i, got) in y.data.iter().enumerate() {
+            let (p, q, nc) = (i / ow % oh, i % ow, i / (oh * ow));
+            let want = (0..k * k)
+                .map(|t| data[nc * h * w + (p * k + t / k) * w + q * k + t % k])
+                .fold(f64::NEG_INFINITY, f64::max);
+            assert_eq!(*got, want, "output {i}");
+        }
+    }
+
+    #[test]
+    fn max_pool_reports_bad_ranks_and_windows() {
+        let b = GraphBuilder::new();
+        let x = b.input("x", [4, 4], DType::F32);
+        assert!(max_pool2d(&x, 2).check().is_err());
+        let x = b.input("x4", [1, 1, 1, 4], DType::F32);
+        assert!(max_pool2d(&x, 2).check().is_err());
     }
 }
