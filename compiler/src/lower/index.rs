@@ -173,12 +173,36 @@ impl Ranges<'_> {
             IndexExpr::Var(k) if self.extents.get(*k).is_some_and(|&e| e <= 1) => Lin::constant(0),
             IndexExpr::Var(k) => Lin::atom(Atom::Var(*k)),
             IndexExpr::Const(c) => Lin::constant(*c),
-            IndexExpr::Add(a, b) => self.norm(a).add(self.norm(b)),
+            IndexExpr::Add(a, b) => recombine(self.norm(a).add(self.norm(b))),
             IndexExpr::Mul(a, c) => self.norm(a).scale(*c),
             IndexExpr::Div(a, c) => self.div(self.norm(a), *c),
             IndexExpr::Mod(a, c) => self.rem(self.norm(a), *c),
             IndexExpr::Value(v) => Lin::atom(Atom::Value(v.0)),
         }
+    }
+}
+
+/// Merge every `k*d*(l / d) + k*(l % d)` back into `k*l` (floor division and
+/// modulo, `d > 0`, so the identity holds for every integer `l`). Reshape round trips
+/// whose range analysis could not prove a split exact leave such pairs behind, e.g.
+/// `(i / 14)*14 + i % 14` in a padded unfold; merging them keeps the index affine, so
+/// the backends can vectorise along `i`.
+fn recombine(mut lin: Lin) -> Lin {
+    loop {
+        let pair = lin.terms.iter().find_map(|(a, &k)| match a {
+            Atom::Mod(l, d) => {
+                let div = Atom::Div(l.clone(), *d);
+                let kd = *lin.terms.get(&div)?;
+                (kd == k * d).then(|| (a.clone(), div, (**l).clone(), k))
+            }
+            _ => None,
+        });
+        let Some((m, div, l, k)) = pair else {
+            return lin;
+        };
+        lin.terms.remove(&m);
+        lin.terms.remove(&div);
+        lin = lin.add(l.scale(k));
     }
 }
 
@@ -258,6 +282,27 @@ mod tests {
                 let want = (i * 6 + j) % 4;
                 assert_eq!(simplify(&m, &ext).eval(&[i, j], &|_| 0), want);
             }
+        }
+    }
+
+    #[test]
+    fn floor_division_pairs_merge_back() {
+        let ext = [3, 196];
+        // (i1 / 14)*14 + i1 % 14 - 15 + 3*i0  ->  i1 + 3*i0 - 15
+        let e = v(1)
+            .div(14)
+            .mul(14)
+            .add(v(1).rem(14))
+            .add(IndexExpr::Const(-15))
+            .add(v(0).mul(3));
+        let s = simplify(&e, &ext);
+        assert_eq!(s, simplify(&v(0).mul(3).add(v(1)).add(IndexExpr::Const(-15)), &ext));
+        // scaled pairs merge too; unmatched ones stay and still evaluate exactly
+        let scaled = v(1).div(7).mul(14).add(v(1).rem(7).mul(2));
+        assert_eq!(simplify(&scaled, &ext), simplify(&v(1).mul(2), &ext));
+        let unmatched = v(1).div(7).mul(3).add(v(1).rem(7));
+        for i in 0..196 {
+            assert_eq!(simplify(&unmatched, &ext).eval(&[0, i], &|_| 0), (i / 7) * 3 + i % 7);
         }
     }
 }

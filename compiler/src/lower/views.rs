@@ -13,7 +13,7 @@ use crate::kernel::IndexExpr;
 /// that are not pure views.
 pub(crate) fn operand_index(op: &Op, out: &Shape, input: &Shape, idx: &[IndexExpr]) -> Option<Vec<IndexExpr>> {
     Some(match op {
-        Op::Reshape => unravel(&ravel(idx, out.dims()), input.dims()),
+        Op::Reshape => reshape_index(out.dims(), input.dims(), idx),
         Op::Expand => {
             let skip = out.rank() - input.rank();
             input
@@ -43,6 +43,45 @@ pub(crate) fn operand_index(op: &Op, out: &Shape, input: &Shape, idx: &[IndexExp
             .collect(),
         _ => return None,
     })
+}
+
+/// The operand index of a reshape, dimension group by group: the output and input
+/// dims are cut into the smallest groups with equal products (`[n, c, 14, 14]` vs
+/// `[n, c, 196]` gives `[n]|[c]|[14, 14]` and `[n]|[c]|[196]`), and only within a group
+/// is the index raveled and unraveled. For in-range indices this equals raveling the
+/// whole index, but a component that a guard may push out of range (unfold's padding
+/// reads row -1) stays inside its own group, so the simplifier still sees an affine
+/// index instead of a chain of floor divisions across unrelated dims.
+fn reshape_index(out: &[usize], input: &[usize], idx: &[IndexExpr]) -> Vec<IndexExpr> {
+    let whole = || unravel(&ravel(idx, out), input);
+    if out.contains(&0) || input.contains(&0) || idx.len() != out.len() {
+        return whole();
+    }
+    let mut src = Vec::with_capacity(input.len());
+    let (mut i, mut j) = (0, 0);
+    while i < out.len() && j < input.len() {
+        let (i0, j0) = (i, j);
+        let (mut po, mut pi) = (out[i], input[j]);
+        (i, j) = (i + 1, j + 1);
+        while po != pi {
+            if po < pi && i < out.len() {
+                po *= out[i];
+                i += 1;
+            } else if pi < po && j < input.len() {
+                pi *= input[j];
+                j += 1;
+            } else {
+                return whole();
+            }
+        }
+        src.extend(unravel(&ravel(&idx[i0..i], &out[i0..i]), &input[j0..j]));
+    }
+    // What is left on either side are dims of size 1 (equal total sizes).
+    if out[i..].iter().chain(&input[j..]).any(|&d| d != 1) {
+        return whole();
+    }
+    src.extend(input[j..].iter().map(|_| IndexExpr::Const(0)));
+    src
 }
 
 /// Whether `op` is a view a strided layout can express (reshape only sometimes).
@@ -166,5 +205,48 @@ mod tests {
             .apply(&sl, &s(&[3, 4]), &s(&[6, 4]))
             .unwrap();
         assert_eq!((v.offset, v.strides), (4, vec![8, 1]));
+    }
+
+    #[test]
+    fn grouped_reshape_index_equals_the_whole_ravel_in_range() {
+        let pairs: &[(&[usize], &[usize])] = &[
+            (&[2, 3, 4, 5], &[2, 3, 20]),
+            (&[2, 3, 20], &[2, 3, 4, 5]),
+            (&[6, 4], &[2, 3, 4]),
+            (&[2, 1, 6], &[4, 3]),
+            (&[1, 12, 1], &[3, 4]),
+            (&[3, 4], &[1, 12, 1, 1]),
+            (&[4, 6], &[6, 4]),
+            (&[7], &[7, 1]),
+            (&[], &[1, 1]),
+        ];
+        for &(out, input) in pairs {
+            let idx: Vec<IndexExpr> = (0..out.len()).map(IndexExpr::Var).collect();
+            let grouped = reshape_index(out, input, &idx);
+            let whole = unravel(&ravel(&idx, out), input);
+            assert_eq!(grouped.len(), input.len(), "{out:?} -> {input:?}");
+            let total: usize = out.iter().product();
+            for flat in 0..total {
+                let mut rest = flat;
+                let mut vars = vec![0i64; out.len()];
+                for a in (0..out.len()).rev() {
+                    vars[a] = (rest % out[a]) as i64;
+                    rest /= out[a];
+                }
+                let ev = |e: &IndexExpr| e.eval(&vars, &|_| 0);
+                let g: Vec<i64> = grouped.iter().map(ev).collect();
+                let w: Vec<i64> = whole.iter().map(ev).collect();
+                assert_eq!(g, w, "{out:?} -> {input:?} at {vars:?}");
+            }
+        }
+        // A padded read (row -1 under a guard) stays affine: no floor division appears.
+        let idx = vec![
+            IndexExpr::Var(0),
+            IndexExpr::Var(1).add(IndexExpr::Const(-1)),
+            IndexExpr::Var(2),
+        ];
+        let src = reshape_index(&[2, 14, 14], &[2, 196], &idx);
+        let flat = super::super::index::simplify(&ravel(&src, &[2, 196]), &[2, 15, 14]);
+        assert!(!format!("{flat}").contains('/'), "{flat}");
     }
 }
