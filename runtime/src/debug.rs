@@ -3,7 +3,8 @@
 //! the messages (to stderr); it never changes what runs.
 //!
 //! - 1: one line per step run: kernels launched and wall time;
-//! - 2: plus the step's bytes moved and effective bandwidth;
+//! - 2: plus the step's bytes moved and effective bandwidth, and each kernel's wall time
+//!   and bandwidth (CPU backend);
 //! - 3: at each compile, the kernel list and every fusion boundary with its reason;
 //! - 4: at each compile, the generated kernel IR.
 
@@ -38,25 +39,28 @@ fn loop_buffers(k: &LoopKernel, reads: &mut Vec<BufferId>, writes: &mut Vec<Buff
 /// Bytes a step moves: every buffer each kernel reads, once per kernel, plus every
 /// buffer it writes, 4 bytes per element (the count of `kiln inspect --stage fusion`).
 pub fn step_bytes(p: &Program) -> u64 {
-    let mut total = 0u64;
-    for k in &p.kernels {
-        let (mut reads, mut writes) = (Vec::new(), Vec::new());
-        match k {
-            Kernel::Loop(l) => loop_buffers(l, &mut reads, &mut writes),
-            Kernel::MatMul(m) => {
-                reads.extend([m.a.buf, m.b.buf]);
-                writes.push(m.out);
-                if let Some(e) = &m.epilogue {
-                    loop_buffers(e, &mut reads, &mut writes);
-                }
-                reads.retain(|&b| b != m.out);
+    p.kernels.iter().map(|k| kernel_bytes(p, k)).sum()
+}
+
+/// Bytes one kernel moves: each buffer it reads once, plus each buffer it writes.
+pub fn kernel_bytes(p: &Program, k: &Kernel) -> u64 {
+    let (mut reads, mut writes) = (Vec::new(), Vec::new());
+    match k {
+        Kernel::Loop(l) => loop_buffers(l, &mut reads, &mut writes),
+        Kernel::MatMul(m) => {
+            reads.extend([m.a.buf, m.b.buf]);
+            writes.push(m.out);
+            if let Some(e) = &m.epilogue {
+                loop_buffers(e, &mut reads, &mut writes);
             }
+            reads.retain(|&b| b != m.out);
         }
-        for ids in [&mut reads, &mut writes] {
-            ids.sort();
-            ids.dedup();
-            total += ids.iter().map(|&b| p.buffer(b).len as u64 * 4).sum::<u64>();
-        }
+    }
+    let mut total = 0u64;
+    for ids in [&mut reads, &mut writes] {
+        ids.sort();
+        ids.dedup();
+        total += ids.iter().map(|&b| p.buffer(b).len as u64 * 4).sum::<u64>();
     }
     total
 }
@@ -81,6 +85,19 @@ pub fn on_compile(p: &Program) {
     if lv >= 4 {
         eprintln!("[kiln] kernel IR:\n{p}");
     }
+}
+
+/// Called after each kernel of a step (level 2): its wall time and bandwidth.
+pub fn on_kernel(p: &Program, index: usize, elapsed: Duration) {
+    let k = &p.kernels[index];
+    let bytes = kernel_bytes(p, k);
+    let s = elapsed.as_secs_f64().max(1e-12);
+    eprintln!(
+        "[kiln]   kernel {index:>3} {:<44} {:>9.3} ms {:>8.2} GB/s",
+        k.name(),
+        s * 1e3,
+        bytes as f64 / s / 1e9
+    );
 }
 
 /// Called after every step run (levels 1 and 2).

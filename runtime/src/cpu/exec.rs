@@ -109,11 +109,16 @@ pub fn run_program(
             buffers,
             pool,
         };
-        for (kernel, jc) in p.kernels.iter().zip(&code.kernels) {
+        let timed = crate::debug::level() >= 2;
+        for (i, (kernel, jc)) in p.kernels.iter().zip(&code.kernels).enumerate() {
+            let started = timed.then(std::time::Instant::now);
             match (kernel, jc) {
                 (Kernel::Loop(_), JitCode::Loop(k)) => run_loop(k, &cx)?,
                 (Kernel::MatMul(m), JitCode::MatMul { epilogue }) => run_matmul(m, epilogue.as_ref(), &cx)?,
                 _ => return Err(TaskError::Panicked("kernel/code mismatch".into())),
+            }
+            if let Some(t) = started {
+                crate::debug::on_kernel(p, i, t.elapsed());
             }
         }
     }
