@@ -8,9 +8,9 @@ use kiln_ir::{Node, Tensor, Window2d};
 use super::{sum_to, Ctx};
 
 /// `C = A @ B`: `dA = G @ Bᵀ`, `dB = Aᵀ @ G`, each summed over the batch dims its
-/// operand was broadcast along. When one operand is a plain matrix and the other is
-/// batched (linear layers on 3-D activations, conv2d's weight), the batch sum is folded
-/// into a single matmul over flattened rows instead of a batched matmul + reduce.
+/// operand was broadcast along. When the right operand is a plain matrix and the left
+/// one is batched (linear layers on 3-D activations), the batch sum is folded into a
+/// single matmul over flattened rows (a free reshape) instead of a batched matmul + reduce.
 pub(super) fn matmul(ctx: &Ctx, node: &Node, g: &Tensor, need: &[bool]) -> Vec<Option<Tensor>> {
     let (sa, sb) = (ctx.shape(node.inputs[0]), ctx.shape(node.inputs[1]));
     let a = ctx.t(node.inputs[0]);
@@ -22,21 +22,11 @@ pub(super) fn matmul(ctx: &Ctx, node: &Node, g: &Tensor, need: &[bool]) -> Vec<O
     let batch: usize = gd[..rank - 2].iter().product();
     let batch_dims = &gd[..rank - 2];
 
-    let da = need[0].then(|| {
-        if sa.rank() == 2 && rank > 2 && &sb.dims()[..sb.rank() - 2] == batch_dims {
-            // dA[m,k] = Σ_b G_b B_bᵀ = G'[m, b·n] @ B'[b·n, k]
-            let mut perm_g: Vec<usize> = vec![rank - 2];
-            perm_g.extend(0..rank - 2);
-            perm_g.push(rank - 1);
-            let g2 = g.permute(&perm_g).reshape([m, batch * n]);
-            let mut perm_b: Vec<usize> = (0..rank - 2).collect();
-            perm_b.extend([rank - 1, rank - 2]);
-            let b2 = b.permute(&perm_b).reshape([batch * n, k]);
-            g2.matmul(&b2)
-        } else {
-            sum_to(&g.matmul(&b.t()), &sa)
-        }
-    });
+    // A plain matrix on the left (conv2d's weight against the batched unfold) gets a
+    // batched matmul and a sum over the batch: `G_b @ B_bᵀ` reads `B_b` transposed as a
+    // strided view, whereas flattening the batch into one matmul needs copies of both
+    // G and B permuted (neither `[m, b·n]` nor `[b·n, k]` is a view of them).
+    let da = need[0].then(|| sum_to(&g.matmul(&b.t()), &sa));
     let db = need[1].then(|| {
         if sb.rank() == 2 && rank > 2 && &sa.dims()[..sa.rank() - 2] == batch_dims {
             // dB[k,n] = Σ_b A_bᵀ G_b = A'[b·m, k]ᵀ @ G'[b·m, n]
