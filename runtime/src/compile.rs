@@ -1,8 +1,15 @@
-//! Compiling for the CPU: kernel program -> Cranelift functions -> machine code, and
-//! (with the graph front end) graph -> rewrite -> lowering -> kernel program. Owns the
-//! compile options and the in-memory compile cache keyed by the graph's structural
-//! hash plus every option that changes the generated code; runtime scalars are not
-//! part of the key, so changing a learning rate never recompiles.
+//! Compiling a step: graph -> rewrite -> lowering -> kernel program, then for the CPU
+//! Cranelift functions -> machine code, or for CUDA CUDA C -> NVRTC (through the kernel
+//! cache, `cuda::cache`) for the GPU's own architecture. Owns the compile options, the
+//! backend choice and the in-memory compile cache keyed by the graph's structural hash
+//! plus every option that changes the generated code (the backend and its device
+//! included); runtime scalars are not part of the key, so changing a learning rate never
+//! recompiles.
+//!
+//! For `Backend::Cuda` the driver, the GPU and NVRTC are checked before any rewriting
+//! or code generation; without them `compile` returns `RuntimeError::Cuda` (kind
+//! `NoDriver`, `NoDevice` or `NoNvrtc`, see `RuntimeError::is_backend_unavailable`)
+//! whose message says what is missing and what to do. It never panics.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -10,12 +17,14 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use kiln_compiler::codegen::clif::{self, ClifOptions};
+use kiln_compiler::codegen::cuda::CudaOptions;
 use kiln_compiler::kernel::Program;
 use kiln_ir::Graph;
 
 use crate::cpu::jit;
+use crate::cuda::{CudaCode, KernelCache};
 use crate::error::RuntimeError;
-use crate::executable::{CompileStats, Compiled, Executable};
+use crate::executable::{CompileStats, Compiled, CudaCompiled, Executable};
 
 /// Where a step runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
@@ -23,9 +32,22 @@ pub enum Backend {
     /// Cranelift JIT on the host CPU.
     #[default]
     Cpu,
+    /// NVRTC-compiled kernels on CUDA GPU `ordinal` (as the driver numbers them).
+    /// Not run on a GPU yet: see `crate::cuda`.
+    Cuda { ordinal: usize },
 }
 
-/// Options of [`compile`]. Everything except `seed` is part of the cache key.
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Backend::Cpu => write!(f, "cpu"),
+            Backend::Cuda { ordinal } => write!(f, "cuda:{ordinal}"),
+        }
+    }
+}
+
+/// Options of [`compile`]. Everything except `seed` and `kernel_cache` is part of the
+/// cache key.
 #[derive(Clone, Debug, PartialEq)]
 pub struct CompileOptions {
     /// Fuse ops into as few kernels as dependencies allow; `false` = one kernel per op.
@@ -33,8 +55,13 @@ pub struct CompileOptions {
     /// Run the e-graph rewriter (`kiln_compiler::rewrite`) before lowering.
     pub rewrite: bool,
     pub backend: Backend,
-    /// Cranelift code-generation options (SIMD, FMA).
+    /// Cranelift code-generation options (SIMD, FMA); used by `Backend::Cpu`.
     pub codegen: ClifOptions,
+    /// CUDA code-generation options; used by `Backend::Cuda`.
+    pub cuda: CudaOptions,
+    /// Use the CUDA kernel cache (in memory and on disk, `cuda::cache`; `KILN_NO_CACHE=1`
+    /// also turns it off). `false` runs NVRTC on every compile. No effect on the CPU.
+    pub kernel_cache: bool,
     /// Seed of the initial parameter/state values (`kiln_ir::init`).
     pub seed: u64,
 }
@@ -46,6 +73,8 @@ impl Default for CompileOptions {
             rewrite: true,
             backend: Backend::Cpu,
             codegen: ClifOptions::default(),
+            cuda: CudaOptions::default(),
+            kernel_cache: true,
             seed: 0,
         }
     }
@@ -59,13 +88,30 @@ struct CacheKey {
     rewrite: bool,
     backend: Backend,
     codegen: ClifOptions,
+    cuda: CudaOptions,
 }
+
+/// Code compiled for one backend (what the cache shares between executables).
+#[derive(Clone)]
+enum Code {
+    Cpu(Arc<Compiled>),
+    Cuda(Arc<CudaCompiled>),
+}
+
+impl Code {
+    fn executable(&self, seed: u64) -> Result<Executable, RuntimeError> {
+        match self {
+            Code::Cpu(c) => Executable::new(Arc::clone(c), seed),
+            Code::Cuda(c) => Executable::new_cuda(Arc::clone(c), seed),
+        }
+    }
+}
+
+/// Compiled code per key; the graphs disambiguate hash collisions.
+type Entries = HashMap<CacheKey, Vec<(Graph, Code)>>;
 
 /// An in-memory cache of compiled steps. Entries are shared: executables created from
 /// one entry share code but own their memory.
-/// Compiled code per key; the graphs disambiguate hash collisions.
-type Entries = HashMap<CacheKey, Vec<(Graph, Arc<Compiled>)>>;
-
 #[derive(Default)]
 pub struct CompileCache {
     entries: Mutex<Entries>,
@@ -107,26 +153,30 @@ impl CompileCache {
             rewrite: options.rewrite,
             backend: options.backend,
             codegen: options.codegen.clone(),
+            cuda: options.cuda.clone(),
         };
         let cached = {
             let map = self.entries.lock().unwrap_or_else(|e| e.into_inner());
             map.get(&key)
-                .and_then(|v| v.iter().find(|(g, _)| g == graph).map(|(_, c)| Arc::clone(c)))
+                .and_then(|v| v.iter().find(|(g, _)| g == graph).map(|(_, c)| c.clone()))
         };
-        let compiled = match cached {
+        let code = match cached {
             Some(c) => {
                 self.hits.fetch_add(1, Ordering::Relaxed);
                 c
             }
             None => {
-                let c = Arc::new(compile_graph(graph, options)?);
+                let c = match options.backend {
+                    Backend::Cpu => Code::Cpu(Arc::new(compile_graph(graph, options)?)),
+                    Backend::Cuda { ordinal } => Code::Cuda(Arc::new(compile_graph_cuda(graph, ordinal, options)?)),
+                };
                 self.compiles.fetch_add(1, Ordering::Relaxed);
                 let mut map = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-                map.entry(key).or_default().push((graph.clone(), Arc::clone(&c)));
+                map.entry(key).or_default().push((graph.clone(), c.clone()));
                 c
             }
         };
-        Executable::new(compiled, options.seed)
+        code.executable(options.seed)
     }
 }
 
@@ -168,9 +218,40 @@ pub fn compile_program(program: Program, codegen: &ClifOptions) -> Result<Execut
     Executable::new(Arc::new(compiled), 0)
 }
 
-/// Rewrite (optionally), lower and generate code for `graph`.
+/// Rewrite (optionally), lower and generate CPU code for `graph`.
 fn compile_graph(graph: &Graph, options: &CompileOptions) -> Result<Compiled, RuntimeError> {
-    let Backend::Cpu = options.backend;
+    let (program, stats) = front_end(graph, options)?;
+    let mut compiled = compile_code(program, Some(graph.clone()), &options.codegen)?;
+    compiled.stats.rewrite = stats.rewrite;
+    compiled.stats.lower = stats.lower;
+    Ok(compiled)
+}
+
+/// Check the GPU and NVRTC, then rewrite (optionally), lower, generate CUDA C and
+/// compile it with NVRTC for GPU `ordinal`.
+fn compile_graph_cuda(graph: &Graph, ordinal: usize, options: &CompileOptions) -> Result<CudaCompiled, RuntimeError> {
+    crate::cuda::probe(ordinal)?;
+    let (program, mut stats) = front_end(graph, options)?;
+    let disabled;
+    let cache = if options.kernel_cache {
+        KernelCache::global()
+    } else {
+        disabled = KernelCache::disabled();
+        &disabled
+    };
+    let t = Instant::now();
+    let code = CudaCode::compile(program, ordinal, &options.cuda, cache)?;
+    stats.codegen = t.elapsed();
+    Ok(CudaCompiled {
+        graph: Some(graph.clone()),
+        code: Arc::new(code),
+        stats,
+    })
+}
+
+/// Rewrite (optionally) and lower `graph`; the stats hold the two stages' times.
+fn front_end(graph: &Graph, options: &CompileOptions) -> Result<(Program, CompileStats), RuntimeError> {
+    let mut stats = CompileStats::default();
     let t = Instant::now();
     let rewritten;
     let g = if options.rewrite {
@@ -179,14 +260,11 @@ fn compile_graph(graph: &Graph, options: &CompileOptions) -> Result<Compiled, Ru
     } else {
         graph
     };
-    let rewrite_time = t.elapsed();
+    stats.rewrite = t.elapsed();
     let t = Instant::now();
     let program = lower_graph(g, options.fuse)?;
-    let lower_time = t.elapsed();
-    let mut compiled = compile_code(program, Some(graph.clone()), &options.codegen)?;
-    compiled.stats.rewrite = rewrite_time;
-    compiled.stats.lower = lower_time;
-    Ok(compiled)
+    stats.lower = t.elapsed();
+    Ok((program, stats))
 }
 
 fn lower_graph(graph: &Graph, fuse: bool) -> Result<Program, RuntimeError> {

@@ -1,11 +1,13 @@
 //! `RuntimeError`: every way compiling or running a step can fail at run time — wrong
 //! input names, shapes or dtypes, unset scalars, unknown parameters, and failures of
-//! the compiler or the JIT underneath. Messages say what was expected and what to do.
-//! It owns no logic.
+//! the compiler, the JIT or the CUDA backend underneath. Messages say what was
+//! expected and what to do. It owns no logic.
 
 use kiln_compiler::codegen::clif::CodegenError;
 use kiln_compiler::CompileError;
 use kiln_ir::{DType, IrError, Shape};
+
+use crate::cuda::CudaErrorKind;
 use thiserror::Error;
 
 #[derive(Debug, Clone, PartialEq, Error)]
@@ -65,4 +67,22 @@ pub enum RuntimeError {
 
     #[error("compile: backend {0} is not available in this build")]
     BackendUnavailable(String),
+
+    /// A failure of the CUDA backend (`crate::cuda::CudaError`, kept as its kind and
+    /// message so this type stays `Clone + PartialEq`). Without a driver, a GPU or
+    /// NVRTC the message says what is missing and what to do.
+    #[error("{message}")]
+    Cuda { kind: CudaErrorKind, message: String },
+}
+
+impl RuntimeError {
+    /// The requested backend cannot run on this machine (no CUDA driver, no GPU, no
+    /// NVRTC): the case in which a caller may fall back to the CPU.
+    pub fn is_backend_unavailable(&self) -> bool {
+        match self {
+            RuntimeError::Cuda { kind, .. } => kind.is_unavailable(),
+            RuntimeError::BackendUnavailable(_) => true,
+            _ => false,
+        }
+    }
 }

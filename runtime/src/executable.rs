@@ -1,50 +1,27 @@
-//! `Executable`: a compiled step plus its memory. Code is shared (`Arc<Compiled>`, from
-//! the compile cache); buffers are owned: parameters and optimizer state persist across
-//! `run` calls and are updated in place, runtime scalars keep their last value, inputs
-//! are bound every run. Owns run-time validation of names, shapes and dtypes and the
-//! get/set API for checkpoints; how kernels execute lives in `cpu`.
+//! `Executable`: a compiled step plus its memory, on the CPU or on a CUDA GPU. Code is
+//! shared (`Arc`, from the compile cache); memory is owned: parameters and optimizer
+//! state persist across `run` calls and are updated in place (on the device, for CUDA),
+//! runtime scalars keep their last value, inputs are bound (copied in) every run and
+//! outputs copied out. Owns run-time validation of names, shapes and dtypes and the
+//! get/set API for checkpoints, identical for every backend; where memory lives and how
+//! kernels execute is `engine` (CPU: `crate::cpu`, CUDA: `crate::cuda::CudaExecutor`).
+
+mod code;
+mod engine;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::Duration;
 
 use kiln_compiler::kernel::{BufferId, BufferRole, Program, Storage};
 use kiln_ir::interp::Bindings;
 use kiln_ir::{DType, Graph, Op, Shape, TensorType, Value};
 
-use crate::cpu::exec::{run_program, TaskError};
-use crate::cpu::{Buffers, JitProgram, Pool};
+pub use code::{CompileStats, Compiled, CudaCompiled};
+use engine::Engine;
+
+use crate::compile::Backend;
+use crate::cuda::CudaExecutor;
 use crate::error::RuntimeError;
-
-/// How long each compile stage took, and what it produced.
-#[derive(Clone, Debug, Default)]
-pub struct CompileStats {
-    pub rewrite: Duration,
-    pub lower: Duration,
-    pub codegen: Duration,
-    /// Cranelift + linking of all kernels.
-    pub jit: Duration,
-    /// Per generated function: (name, Cranelift compile time, code bytes).
-    pub functions: Vec<(String, Duration, usize)>,
-}
-
-/// Compiled code of one step: the kernel program and its machine code.
-pub struct Compiled {
-    /// The graph as the user gave it (before rewriting), when compiled from a graph.
-    pub graph: Option<Graph>,
-    pub program: Program,
-    pub code: JitProgram,
-    pub stats: CompileStats,
-}
-
-impl std::fmt::Debug for Compiled {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Compiled")
-            .field("kernels", &self.program.kernels.len())
-            .field("stats", &self.stats)
-            .finish()
-    }
-}
 
 /// Types of a step's external names.
 #[derive(Clone, Debug, Default)]
@@ -111,19 +88,10 @@ fn list<'a>(names: impl Iterator<Item = &'a String>) -> String {
     }
 }
 
-fn encode_scalar(dtype: DType, x: f64) -> u32 {
-    match dtype {
-        DType::I32 => DType::I32.quantize(x) as i32 as u32,
-        DType::Bool => (x != 0.0) as u32,
-        _ => (x as f32).to_bits(),
-    }
-}
-
 /// A compiled step with its own parameters, state and scalars.
 pub struct Executable {
-    compiled: Arc<Compiled>,
+    engine: Engine,
     names: Names,
-    buffers: Buffers,
     /// Buffers by external name and role.
     inputs: HashMap<String, Vec<BufferId>>,
     persistent: HashMap<String, Vec<BufferId>>,
@@ -131,30 +99,39 @@ pub struct Executable {
     /// Params/state the program does not touch, kept host-side for get/set.
     detached: HashMap<String, Value>,
     scalar_values: HashMap<String, f64>,
-    scalar_slots: Vec<u32>,
     poison: bool,
-    pool: &'static Pool,
 }
 
 impl std::fmt::Debug for Executable {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Executable")
-            .field("kernels", &self.compiled.program.kernels.len())
-            .field("buffers", &self.compiled.program.buffers.len())
+            .field("backend", &self.backend())
+            .field("kernels", &self.program().kernels.len())
+            .field("buffers", &self.program().buffers.len())
             .finish()
     }
 }
 
 impl Executable {
-    /// Fresh memory for `compiled`; params/state from `kiln_ir::init` with `seed`.
+    /// Fresh host memory for CPU code `compiled`; params/state from `kiln_ir::init`
+    /// with `seed`.
     pub fn new(compiled: Arc<Compiled>, seed: u64) -> Result<Executable, RuntimeError> {
-        let p = &compiled.program;
+        Self::with_engine(Engine::cpu(compiled)?, seed)
+    }
+
+    /// Load CUDA code `compiled` on its GPU with fresh device memory; params/state from
+    /// `kiln_ir::init` with `seed`, copied to the device.
+    pub fn new_cuda(compiled: Arc<CudaCompiled>, seed: u64) -> Result<Executable, RuntimeError> {
+        Self::with_engine(Engine::cuda(compiled)?, seed)
+    }
+
+    fn with_engine(engine: Engine, seed: u64) -> Result<Executable, RuntimeError> {
+        let p = engine.program();
         crate::debug::on_compile(p);
-        let names = match &compiled.graph {
+        let names = match engine.graph() {
             Some(g) => Names::from_graph(g),
             None => Names::from_program(p),
         };
-        let buffers = Buffers::new(p)?;
         let (mut inputs, mut persistent, mut outputs) = (HashMap::new(), HashMap::new(), HashMap::new());
         for (i, b) in p.buffers.iter().enumerate() {
             let id = BufferId(i as u32);
@@ -181,44 +158,63 @@ impl Executable {
                 None => return Err(RuntimeError::Program(format!("output `{name}` has no buffer"))),
             }
         }
-        let scalar_slots = vec![0u32; p.scalars.len()];
+        let init = engine.graph().map(|g| kiln_ir::init::initial_bindings(g, seed));
         let mut exe = Executable {
+            engine,
             names,
-            buffers,
             inputs,
             persistent,
             outputs,
             detached: HashMap::new(),
             scalar_values: HashMap::new(),
-            scalar_slots,
             poison: false,
-            pool: Pool::global(),
-            compiled,
         };
-        let init = exe
-            .compiled
-            .graph
-            .as_ref()
-            .map(|g| kiln_ir::init::initial_bindings(g, seed));
         for (name, v) in init.into_iter().flatten() {
             exe.set(&name, &v)?;
         }
         Ok(exe)
     }
 
-    /// The kernel program this executable runs (for inspection: kernels, buffers).
-    pub fn program(&self) -> &Program {
-        &self.compiled.program
+    /// Where this executable runs.
+    pub fn backend(&self) -> Backend {
+        match &self.engine {
+            Engine::Cpu { .. } => Backend::Cpu,
+            Engine::Cuda { exec, .. } => Backend::Cuda {
+                ordinal: exec.device().ordinal,
+            },
+        }
     }
 
-    /// The shared compiled code.
-    pub fn compiled(&self) -> &Arc<Compiled> {
-        &self.compiled
+    /// The kernel program this executable runs (for inspection: kernels, buffers).
+    pub fn program(&self) -> &Program {
+        self.engine.program()
+    }
+
+    /// The shared CPU code (`None` for a CUDA executable: see [`Executable::cuda`]).
+    pub fn compiled(&self) -> Option<&Arc<Compiled>> {
+        match &self.engine {
+            Engine::Cpu { compiled, .. } => Some(compiled),
+            Engine::Cuda { .. } => None,
+        }
+    }
+
+    /// The GPU side of a CUDA executable: device, CUDA C, PTX and ptxas figures
+    /// (`None` on the CPU).
+    pub fn cuda(&self) -> Option<&CudaExecutor> {
+        match &self.engine {
+            Engine::Cpu { .. } => None,
+            Engine::Cuda { exec, .. } => Some(exec),
+        }
+    }
+
+    /// How long each compile stage of the shared code took.
+    pub fn compile_stats(&self) -> &CompileStats {
+        self.engine.stats()
     }
 
     /// Kernel launches per step.
     pub fn launches(&self) -> usize {
-        self.compiled.program.launches()
+        self.program().launches()
     }
 
     /// Fill outputs and intermediates with NaN (`cpu::POISON`) before every run, so a
@@ -236,12 +232,14 @@ impl Executable {
             });
         };
         let q = dtype.quantize(value);
-        self.scalar_values.insert(name.to_string(), q);
-        for (i, s) in self.compiled.program.scalars.iter().enumerate() {
+        for i in 0..self.program().scalars.len() {
+            let s = &self.program().scalars[i];
             if s.name == name {
-                self.scalar_slots[i] = encode_scalar(s.dtype, q);
+                let dtype = s.dtype;
+                self.engine.set_scalar_slot(i, dtype, q)?;
             }
         }
+        self.scalar_values.insert(name.to_string(), q);
         Ok(())
     }
 
@@ -270,7 +268,7 @@ impl Executable {
             .get(name)
             .ok_or_else(|| self.unknown_persistent(name))?;
         if let Some(ids) = self.persistent.get(name) {
-            return Ok(self.buffers.read(ids[0], ty.shape.clone()));
+            return self.engine.read(ids[0], ty.shape.clone());
         }
         self.detached
             .get(name)
@@ -305,7 +303,7 @@ impl Executable {
         match self.persistent.get(name) {
             Some(ids) => {
                 for &id in ids.clone().iter() {
-                    self.buffers.write(id, &value.data);
+                    self.engine.write(id, &value.data)?;
                 }
             }
             None => {
@@ -351,7 +349,7 @@ impl Executable {
                 shape: v.shape.clone(),
             });
         }
-        let shape_ok = if self.compiled.graph.is_some() {
+        let shape_ok = if self.engine.graph().is_some() {
             v.shape == ty.shape
         } else {
             v.shape.numel() == ty.shape.numel()
@@ -372,7 +370,7 @@ impl Executable {
         }
         if let Some(ids) = self.inputs.get(name).cloned() {
             for id in ids {
-                self.buffers.write(id, &v.data);
+                self.engine.write(id, &v.data)?;
             }
         }
         Ok(())
@@ -395,31 +393,23 @@ impl Executable {
                 });
             }
         }
-        for s in &self.compiled.program.scalars {
+        for s in &self.program().scalars {
             if !self.scalar_values.contains_key(&s.name) {
                 return Err(RuntimeError::ScalarUnset { name: s.name.clone() });
             }
         }
         if self.poison {
-            for id in poisonable(&self.compiled.program) {
-                self.buffers.poison(id);
+            for id in poisonable(self.engine.program()) {
+                self.engine.poison(id)?;
             }
         }
         let started = std::time::Instant::now(); // KILN_DEBUG timing (crate::debug)
-        run_program(
-            &self.compiled.program,
-            &self.compiled.code,
-            &mut self.buffers,
-            &self.scalar_slots,
-            &self.compiled.code.helpers,
-            self.pool,
-        )
-        .map_err(|TaskError::Panicked(kernel)| RuntimeError::WorkerPanicked { kernel })?;
-        crate::debug::on_run(&self.compiled.program, started.elapsed());
+        self.engine.run()?;
+        crate::debug::on_run(self.engine.program(), started.elapsed());
         let mut out = HashMap::new();
         for (name, shape) in &self.names.outputs {
             let id = self.outputs[name];
-            out.insert(name.clone(), self.buffers.read(id, shape.clone()));
+            out.insert(name.clone(), self.engine.read(id, shape.clone())?);
         }
         Ok(out)
     }

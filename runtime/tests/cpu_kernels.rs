@@ -256,7 +256,7 @@ fn three_stage_softmax() {
             );
             // Strided softmax vectorises the outer loop; row softmax its three inner loops.
             let exe = compile_program(p, &ClifOptions::default()).unwrap();
-            let JitCode::Loop(k) = &exe.compiled().code.kernels[0] else {
+            let JitCode::Loop(k) = &exe.compiled().unwrap().code.kernels[0] else {
                 unreachable!()
             };
             let (outer, inner) = if axis == 1 { (rows, cols) } else { (cols, rows) };
@@ -386,6 +386,7 @@ fn guarded_padding_and_transpose_fallback() {
     let exe = compile_program(p, &ClifOptions::default()).unwrap();
     let lanes: Vec<(usize, Option<String>)> = exe
         .compiled()
+        .unwrap()
         .code
         .kernels
         .iter()

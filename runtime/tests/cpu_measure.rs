@@ -294,7 +294,7 @@ fn mlp_train_step_fused_vs_unfused() {
             )
             .unwrap();
         let cold = t.elapsed();
-        let st = exe.compiled().stats.clone();
+        let st = exe.compile_stats().clone();
         let cl: Duration = st.functions.iter().map(|f| f.1).sum();
         let mut slowest = st.functions.clone();
         slowest.sort_by_key(|f| std::cmp::Reverse(f.1));

@@ -8,7 +8,7 @@ use anyhow::{bail, Context};
 use clap::{Args, ValueEnum};
 use kiln::train_task::{CompiledTask, LrSchedule};
 use kiln_models::{nets, optim};
-use kiln_runtime::compile::CompileOptions;
+use kiln_runtime::compile::{Backend, CompileOptions};
 use kiln_runtime::data::Dataset;
 use kiln_runtime::train::{train, RunMetrics, TrainConfig};
 
@@ -18,8 +18,32 @@ pub enum BackendChoice {
     Cpu,
     /// NVRTC-compiled kernels on an NVIDIA GPU.
     Cuda,
-    /// CUDA when a GPU and NVRTC are present, else CPU.
+    /// CUDA when a driver, a GPU and NVRTC are present, else CPU (with a note saying why).
     Auto,
+}
+
+/// The backend to compile for: `--backend auto` probes the driver, the GPU and NVRTC
+/// and falls back to the CPU with a one-line note; `cuda` is passed on as is, so that a
+/// missing driver is reported by `compile` itself.
+fn choose_backend(choice: BackendChoice, ordinal: usize) -> Backend {
+    match choice {
+        BackendChoice::Cpu => Backend::Cpu,
+        BackendChoice::Cuda => Backend::Cuda { ordinal },
+        BackendChoice::Auto => match kiln_runtime::cuda::probe(ordinal) {
+            Ok((info, _)) => {
+                eprintln!(
+                    "backend auto: using CUDA device {ordinal} ({}, {})",
+                    info.name,
+                    info.arch()
+                );
+                Backend::Cuda { ordinal }
+            }
+            Err(e) => {
+                eprintln!("backend auto: using the CPU: {}", e.summary());
+                Backend::Cpu
+            }
+        },
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -54,8 +78,16 @@ pub struct TrainArgs {
     /// Directory with the data set's files (e.g. full Fashion-MNIST IDX files).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
+    /// Where to run: cpu, cuda (not run on a GPU yet: see README) or auto.
     #[arg(long, value_enum, default_value_t = BackendChoice::Cpu)]
     pub backend: BackendChoice,
+    /// CUDA device ordinal (with --backend cuda or auto).
+    #[arg(long, default_value_t = 0)]
+    pub device: usize,
+    /// Compile every CUDA kernel with NVRTC again instead of using the kernel cache
+    /// (memory and disk; the env variable KILN_NO_CACHE=1 does the same).
+    #[arg(long)]
+    pub no_kernel_cache: bool,
     /// Run one kernel per op (the unfused baseline).
     #[arg(long)]
     pub no_fuse: bool,
@@ -115,16 +147,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
     if args.batch_size == 0 || args.epochs == 0 {
         bail!("--batch-size and --epochs must be at least 1");
     }
-    match args.backend {
-        BackendChoice::Cpu => {}
-        BackendChoice::Auto => {
-            eprintln!("backend auto: using the CPU (this build runs training on the CPU backend; the CUDA executor is not wired into `kiln train` yet)")
-        }
-        BackendChoice::Cuda => bail!(
-            "--backend cuda: training on CUDA is not available in this build yet (kiln generates CUDA C and checks it with NVRTC, \
-             but the GPU executor has not been verified on a GPU); use --backend cpu or auto"
-        ),
-    }
+    let backend = choose_backend(args.backend, args.device);
     let data = Dataset::load(&args.dataset, args.data_dir.as_deref())
         .with_context(|| format!("loading data set `{}`", args.dataset))?;
     let model = nets::by_name(&args.model, data.train.sample_shape(), data.train.num_classes())?;
@@ -166,6 +189,8 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
         fuse: !args.no_fuse,
         rewrite: !args.no_rewrite,
         seed: args.seed,
+        backend,
+        kernel_cache: !args.no_kernel_cache,
         ..Default::default()
     };
     let mut task = CompiledTask::new(model.as_ref(), optimizer, args.batch_size, &options)?;
@@ -178,8 +203,17 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
     };
     task.set_schedule(schedule, args.epochs);
     if !args.quiet {
+        let target = match task.step_executable().cuda() {
+            Some(gpu) => format!(
+                " for CUDA device {} ({}, {})",
+                gpu.device().ordinal,
+                gpu.device().name,
+                gpu.code().arch
+            ),
+            None => String::new(),
+        };
         println!(
-            "compiled the training step into {} kernels in {:.2} s",
+            "compiled the training step into {} kernels{target} in {:.2} s",
             task.step_executable().launches(),
             kiln_runtime::train::TrainTask::compile_seconds(&task)
         );
@@ -188,7 +222,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
         model: args.model.clone(),
         optimizer: args.optim.clone(),
         dataset: args.dataset.clone(),
-        backend: "cpu".into(),
+        backend: backend.to_string(),
         seed: args.seed,
         batch_size: args.batch_size,
         hyper,

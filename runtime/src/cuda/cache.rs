@@ -11,11 +11,13 @@
 //! (concurrent runs never see half an entry).
 //!
 //! Location: `KILN_CACHE_DIR`, else `$XDG_CACHE_HOME/kiln/cuda`, else
-//! `$HOME/.cache/kiln/cuda`. `KILN_NO_CACHE=1` bypasses both caches.
+//! `$HOME/.cache/kiln/cuda`. `KILN_NO_CACHE=1` bypasses both caches. `kiln_runtime::compile`
+//! uses [`KernelCache::global`] (configured from the environment once), or a disabled
+//! cache when `CompileOptions::kernel_cache` is false (`kiln train --no-kernel-cache`).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use kiln_ir::hash::StableHasher;
 
@@ -101,6 +103,18 @@ impl KernelCache {
             return Self::disabled();
         }
         Self::new(default_dir())
+    }
+
+    /// The process-wide cache configured from the environment on first use (what
+    /// `kiln_runtime::compile` uses unless told to bypass caching).
+    pub fn global() -> &'static KernelCache {
+        static CACHE: OnceLock<KernelCache> = OnceLock::new();
+        CACHE.get_or_init(KernelCache::from_env)
+    }
+
+    /// Whether lookups and stores happen at all (`false` for [`KernelCache::disabled`]).
+    pub fn enabled(&self) -> bool {
+        self.enabled
     }
 
     pub fn dir(&self) -> Option<&Path> {

@@ -30,8 +30,8 @@ pub enum CudaError {
     #[error("NVRTC failed to compile `{program}` for {arch}:\n{log}")]
     Compile { program: String, arch: String, log: String },
     #[error(
-        "no CUDA driver (libcuda) found: the CUDA backend needs an NVIDIA GPU with its driver installed; \
-         use the CPU backend (--backend cpu), or --backend auto to fall back to it"
+        "no CUDA driver (libcuda) found: libcuda.so.1 could not be loaded; the CUDA backend needs an NVIDIA GPU \
+         with its driver installed; use the CPU backend (--backend cpu), or --backend auto to fall back to it"
     )]
     NoDriver,
     #[error("the CUDA driver reports no GPU (use --backend cpu, or --backend auto to fall back to it)")]
@@ -63,3 +63,67 @@ pub enum CudaError {
 }
 
 pub type Result<T> = std::result::Result<T, CudaError>;
+
+/// What kind of failure a [`CudaError`] is, for callers that react to it (fall back to
+/// the CPU, tell the user what to install) without matching every variant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CudaErrorKind {
+    /// libcuda cannot be loaded.
+    NoDriver,
+    /// The driver loads but reports no GPU, or not the requested one.
+    NoDevice,
+    /// NVRTC cannot be found or loaded.
+    NoNvrtc,
+    /// NVRTC rejected the generated CUDA C (a kiln bug: the log names the kernel).
+    Compile,
+    /// A device allocation failed.
+    OutOfMemory,
+    /// Any other driver, NVRTC, cache, codegen or executor failure.
+    Other,
+}
+
+impl CudaErrorKind {
+    /// The CUDA backend cannot run on this machine at all (driver, GPU or NVRTC
+    /// missing): the case in which `--backend auto` falls back to the CPU.
+    pub fn is_unavailable(self) -> bool {
+        matches!(
+            self,
+            CudaErrorKind::NoDriver | CudaErrorKind::NoDevice | CudaErrorKind::NoNvrtc
+        )
+    }
+}
+
+impl CudaError {
+    pub fn kind(&self) -> CudaErrorKind {
+        match self {
+            CudaError::NoDriver => CudaErrorKind::NoDriver,
+            CudaError::NoDevice | CudaError::BadOrdinal { .. } => CudaErrorKind::NoDevice,
+            CudaError::NoNvrtc { .. }
+            | CudaError::BadNvrtcPath { .. }
+            | CudaError::NvrtcLoad { .. }
+            | CudaError::NvrtcNotVisible { .. } => CudaErrorKind::NoNvrtc,
+            CudaError::Compile { .. } => CudaErrorKind::Compile,
+            CudaError::OutOfMemory { .. } => CudaErrorKind::OutOfMemory,
+            CudaError::Nvrtc { .. }
+            | CudaError::Driver { .. }
+            | CudaError::Cache { .. }
+            | CudaError::Codegen(_)
+            | CudaError::Exec(_) => CudaErrorKind::Other,
+        }
+    }
+
+    /// A few words for a one-line note (e.g. why `--backend auto` chose the CPU).
+    pub fn summary(&self) -> String {
+        match self {
+            CudaError::NoDriver => "no CUDA driver (libcuda.so.1 not found)".into(),
+            CudaError::NoDevice => "the CUDA driver reports no GPU".into(),
+            CudaError::BadOrdinal { ordinal, count } => format!("no CUDA device {ordinal} ({count} present)"),
+            CudaError::NoNvrtc { .. } => "no NVRTC library found (set KILN_NVRTC)".into(),
+            CudaError::BadNvrtcPath { value, .. } => format!("KILN_NVRTC={value:?} is not usable"),
+            CudaError::NvrtcLoad { path, .. } | CudaError::NvrtcNotVisible { path, .. } => {
+                format!("NVRTC at {} does not load", path.display())
+            }
+            other => other.to_string().lines().next().unwrap_or_default().to_string(),
+        }
+    }
+}

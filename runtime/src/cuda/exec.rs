@@ -2,7 +2,8 @@
 //! program (parameters, state and intermediates stay on the device between runs),
 //! launches in program order per the launch table, host <-> device copies only for
 //! bound inputs/params/state and for results read back. Owns device memory and
-//! launches; compiling belongs to `super::compile_program`.
+//! launches; compiling belongs to `super::step::CudaCode` (one compiled program can be
+//! loaded by many executors, as `kiln_runtime::compile` does for every `Executable`).
 //!
 //! **Not verified on a GPU.** This file is written against cudarc 0.19.10's driver API
 //! and compiles, but no machine this code was developed on had a GPU: nothing here has
@@ -30,9 +31,10 @@ use kiln_compiler::codegen::cuda::{CudaOptions, KernelArg};
 use kiln_compiler::kernel::{BufferId, BufferRole, Program, Storage};
 use kiln_ir::{DType, Value};
 
-use super::device::{device, sm_arch, DeviceInfo};
+use super::device::{sm_arch, DeviceInfo};
 use super::error::{CudaError, Result};
-use super::{compile_program, nvrtc, CompileOptions, CompiledProgram, KernelCache};
+use super::step::CudaCode;
+use super::{CompiledProgram, KernelCache};
 
 fn drv_err(call: &'static str) -> impl Fn(DriverError) -> CudaError {
     move |e| CudaError::Driver {
@@ -75,12 +77,10 @@ fn from_bits(dtype: DType, w: u32) -> f64 {
 
 /// A program loaded on one GPU with its memory.
 pub struct CudaExecutor {
-    device: DeviceInfo,
+    code: Arc<CudaCode>,
     ctx: Arc<CudaContext>,
     stream: Arc<CudaStream>,
     _module: Arc<CudaModule>,
-    compiled: CompiledProgram,
-    program: Program,
     functions: Vec<Option<CudaFunction>>,
     /// One allocation per buffer index with `Storage::Own` (None for views).
     allocations: Vec<Option<CudaSlice<u32>>>,
@@ -94,20 +94,24 @@ impl CudaExecutor {
     /// Compile `program` for GPU `ordinal` (its own `sm_XX`), load it and allocate its
     /// buffers (zeroed).
     pub fn new(program: Program, ordinal: usize, codegen: &CudaOptions, cache: &KernelCache) -> Result<Self> {
-        let info = device(ordinal)?;
-        let nv = nvrtc()?;
-        let arch = nv.arch_for(info.compute_capability)?;
-        let compiled = compile_program(&program, codegen, &CompileOptions::for_arch(arch.clone()), cache)?;
+        Self::load(Arc::new(CudaCode::compile(program, ordinal, codegen, cache)?))
+    }
+
+    /// Load already compiled `code` on its GPU and allocate its buffers (zeroed). Many
+    /// executors may share one `code`; each owns its memory.
+    pub fn load(code: Arc<CudaCode>) -> Result<Self> {
+        let ordinal = code.device.ordinal;
         let ctx = CudaContext::new(ordinal).map_err(drv_err("cuCtxCreate"))?;
         let stream = ctx.default_stream();
         // The cubin when it is for this very architecture; otherwise PTX for the driver
         // to JIT (an older NVRTC than the GPU).
-        let image = match &compiled.compiled.cubin {
-            Some(cubin) if arch == sm_arch(info.compute_capability) => Ptx::from_binary(cubin.clone()),
-            _ => Ptx::from_src(compiled.compiled.ptx.clone()),
+        let image = match &code.compiled.compiled.cubin {
+            Some(cubin) if code.arch == sm_arch(code.device.compute_capability) => Ptx::from_binary(cubin.clone()),
+            _ => Ptx::from_src(code.compiled.compiled.ptx.clone()),
         };
         let module = ctx.load_module(image).map_err(drv_err("cuModuleLoadData"))?;
-        let functions = compiled
+        let functions = code
+            .compiled
             .cuda
             .kernels
             .iter()
@@ -122,6 +126,7 @@ impl CudaExecutor {
                 }
             })
             .collect::<Result<Vec<_>>>()?;
+        let program = &code.program;
         let mut allocations = Vec::with_capacity(program.buffers.len());
         for b in &program.buffers {
             allocations.push(match b.storage {
@@ -143,7 +148,7 @@ impl CudaExecutor {
         }
         let mut addresses = Vec::with_capacity(program.buffers.len());
         for i in 0..program.buffers.len() {
-            let (root, off) = resolve(&program, BufferId(i as u32));
+            let (root, off) = resolve(program, BufferId(i as u32));
             let slice = allocations[root]
                 .as_ref()
                 .ok_or_else(|| CudaError::Exec(format!("buffer b{i} resolves to a view")))?;
@@ -163,12 +168,10 @@ impl CudaExecutor {
             .collect();
         let scalars = vec![0; program.scalars.len()];
         Ok(CudaExecutor {
-            device: info,
+            code,
             ctx,
             stream,
             _module: module,
-            compiled,
-            program,
             functions,
             allocations,
             addresses,
@@ -178,11 +181,20 @@ impl CudaExecutor {
     }
 
     pub fn device(&self) -> &DeviceInfo {
-        &self.device
+        &self.code.device
     }
 
     pub fn compiled(&self) -> &CompiledProgram {
-        &self.compiled
+        &self.code.compiled
+    }
+
+    /// The shared code this executor runs.
+    pub fn code(&self) -> &Arc<CudaCode> {
+        &self.code
+    }
+
+    pub fn program(&self) -> &Program {
+        &self.code.program
     }
 
     fn buffer(&self, name: &str) -> Result<BufferId> {
@@ -199,7 +211,7 @@ impl CudaExecutor {
     /// Copy `value` into the input/param/state buffer `name`.
     pub fn set(&mut self, name: &str, value: &Value) -> Result<()> {
         let id = self.buffer(name)?;
-        let b = &self.program.buffers[id.0 as usize];
+        let b = &self.code.program.buffers[id.0 as usize];
         if value.data.len() != b.len || value.dtype != b.dtype {
             return Err(CudaError::Exec(format!(
                 "`{name}` holds {} {} elements, got {} {}",
@@ -209,45 +221,104 @@ impl CudaExecutor {
                 value.dtype
             )));
         }
-        let host: Vec<u32> = value.data.iter().map(|&x| to_bits(b.dtype, x)).collect();
-        let (root, off) = resolve(&self.program, id);
+        self.write(id, &value.data)
+    }
+
+    /// Copy `data` (the interpreter's f64 encoding, one per element) into buffer `id`,
+    /// encoded for its dtype. `data` must hold the buffer's length.
+    pub fn write(&mut self, id: BufferId, data: &[f64]) -> Result<()> {
+        let b = self.program_buffer(id)?;
+        if data.len() != b.len {
+            return Err(CudaError::Exec(format!(
+                "buffer b{} holds {} elements, got {}",
+                id.0,
+                b.len,
+                data.len()
+            )));
+        }
+        let dtype = b.dtype;
+        let host: Vec<u32> = data.iter().map(|&x| to_bits(dtype, x)).collect();
+        self.write_words(id, &host)
+    }
+
+    /// Fill buffer `id` with the 4-byte pattern `word` (e.g. a NaN to prove that every
+    /// element gets written).
+    pub fn fill(&mut self, id: BufferId, word: u32) -> Result<()> {
+        let len = self.program_buffer(id)?.len;
+        self.write_words(id, &vec![word; len])
+    }
+
+    fn program_buffer(&self, id: BufferId) -> Result<&kiln_compiler::kernel::Buffer> {
+        self.code
+            .program
+            .buffers
+            .get(id.0 as usize)
+            .ok_or_else(|| CudaError::Exec(format!("no buffer b{}", id.0)))
+    }
+
+    fn write_words(&mut self, id: BufferId, host: &[u32]) -> Result<()> {
+        let (root, off) = resolve(&self.code.program, id);
         let slice = self.allocations[root].as_mut().expect("roots are allocated");
         let mut view = slice.slice_mut(off..off + host.len());
         self.stream
-            .memcpy_htod(&host, &mut view)
+            .memcpy_htod(host, &mut view)
             .map_err(drv_err("cuMemcpyHtoD"))
     }
 
     /// Set runtime scalar `name` (quantised to its dtype).
     pub fn set_scalar(&mut self, name: &str, value: f64) -> Result<()> {
         let slot = self
+            .code
             .program
             .scalars
             .iter()
             .position(|s| s.name == name)
             .ok_or_else(|| CudaError::Exec(format!("no runtime scalar named `{name}`")))?;
-        self.scalars[slot] = to_bits(self.program.scalars[slot].dtype, value);
+        self.set_scalar_slot(slot, value)
+    }
+
+    /// Set the runtime scalar in slot `slot` of the program's scalar table.
+    pub fn set_scalar_slot(&mut self, slot: usize, value: f64) -> Result<()> {
+        let dtype = self
+            .code
+            .program
+            .scalars
+            .get(slot)
+            .ok_or_else(|| CudaError::Exec(format!("no runtime scalar slot {slot}")))?
+            .dtype;
+        self.scalars[slot] = to_bits(dtype, value);
         Ok(())
     }
 
     /// Read buffer `name` back (a flat value).
     pub fn get(&self, name: &str) -> Result<Value> {
         let id = self.buffer(name)?;
-        let b = &self.program.buffers[id.0 as usize];
-        let (root, off) = resolve(&self.program, id);
+        let data = self.read(id)?;
+        let dtype = self.code.program.buffers[id.0 as usize].dtype;
+        Value::new([data.len()], dtype, data).map_err(|e| CudaError::Exec(e.to_string()))
+    }
+
+    /// Read buffer `id` back, one f64 per element (waits for the work issued before).
+    pub fn read(&self, id: BufferId) -> Result<Vec<f64>> {
+        let b = self.program_buffer(id)?;
+        let (root, off) = resolve(&self.code.program, id);
         let slice = self.allocations[root].as_ref().expect("roots are allocated");
         let mut host = vec![0u32; b.len];
         self.stream
             .memcpy_dtoh(&slice.slice(off..off + b.len), &mut host)
             .map_err(drv_err("cuMemcpyDtoH"))?;
-        let data = host.iter().map(|&w| from_bits(b.dtype, w)).collect();
-        Value::new([b.len], b.dtype, data).map_err(|e| CudaError::Exec(e.to_string()))
+        // A copy into pageable memory returns once it is done; synchronising as well
+        // keeps this correct should the host buffer ever become pinned.
+        self.synchronize()?;
+        Ok(host.iter().map(|&w| from_bits(b.dtype, w)).collect())
     }
 
     /// Launch every kernel in order, then apply the program's updates; asynchronous
     /// (reading a result or [`CudaExecutor::synchronize`] waits).
     pub fn run(&mut self) -> Result<()> {
-        for (k, f) in self.compiled.cuda.kernels.iter().zip(&self.functions) {
+        // The trainer may call from another thread than the one that loaded the code.
+        self.ctx.bind_to_thread().map_err(drv_err("cuCtxSetCurrent"))?;
+        for (k, f) in self.code.compiled.cuda.kernels.iter().zip(&self.functions) {
             let Some(f) = f else { continue };
             let mut pointers: Vec<u64> = Vec::new();
             let mut values: Vec<u32> = Vec::new();
@@ -285,10 +356,10 @@ impl CudaExecutor {
                 detail: format!("{}: {e:?}", k.name),
             })?;
         }
-        for &(target, value) in &self.program.updates {
+        for &(target, value) in &self.code.program.updates {
             let (dst, src) = (self.addresses[target.0 as usize], self.addresses[value.0 as usize]);
             if dst != src {
-                let bytes = 4 * self.program.buffers[target.0 as usize].len;
+                let bytes = 4 * self.code.program.buffers[target.0 as usize].len;
                 // SAFETY: both ranges lie inside live allocations of this context, and
                 // the update target never overlaps its value buffer unless they are equal.
                 unsafe { drv::memcpy_dtod_async(dst, src, bytes, self.stream.cu_stream()) }

@@ -58,7 +58,7 @@ fn substitute(b: &GraphBuilder, root: NodeId, map: &HashMap<NodeId, NodeId>) -> 
 }
 
 /// One phase's graph (`kiln::step::build_phase_graph`).
-fn phase_graph(opt: &dyn Optimizer, phase: Phase, loss_fn: &dyn Fn(&GraphBuilder) -> Tensor) -> Graph {
+pub fn phase_graph(opt: &dyn Optimizer, phase: Phase, loss_fn: &dyn Fn(&GraphBuilder) -> Tensor) -> Graph {
     let b = GraphBuilder::new();
     let loss = loss_fn(&b);
     let loss_id = loss.check().expect("loss graph");
