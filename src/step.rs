@@ -67,16 +67,9 @@ impl fmt::Display for StepError {
     }
 }
 
-impl std::error::Error for StepError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            StepError::Graph(e) => Some(e),
-            StepError::Autodiff(e) => Some(e),
-            StepError::Optim(e) => Some(e),
-            _ => None,
-        }
-    }
-}
+/// No `source()`: every message already includes the underlying error's text, and
+/// reporting it as the source as well would print it twice in a `{:#}` error chain.
+impl std::error::Error for StepError {}
 
 impl From<IrError> for StepError {
     fn from(e: IrError) -> Self {
