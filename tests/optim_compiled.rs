@@ -11,7 +11,6 @@
 #![allow(clippy::excessive_precision)]
 
 #[path = "../models/tests/optim_util/mod.rs"]
-#[allow(dead_code)]
 mod optim_util;
 
 use kiln::compiled_executor::CompiledExecutor;
@@ -33,8 +32,11 @@ fn compiled(fuse: bool) -> CompiledExecutor {
     })
 }
 
+/// The parameters after each step, by name.
+type Steps = Vec<std::collections::BTreeMap<String, Vec<f64>>>;
+
 /// Replay `trace` fused and unfused; the parameters after each step, per mode.
-fn replay_compiled(text: &str) -> Vec<(bool, Vec<std::collections::BTreeMap<String, Vec<f64>>>)> {
+fn replay_compiled(text: &str) -> Vec<(bool, Steps)> {
     let trace = Trace::parse(text).unwrap();
     [true, false]
         .into_iter()
@@ -159,7 +161,9 @@ fn ivon_cases_compiled() {
         ("clip_radius", 0.3),
     ];
     let case_c = [("lr", 0.1), ("ess", 100.0), ("mc_samples", 2.0)];
-    let cases: [(&[(&str, f64)], Vec<Vec<[f64; 3]>>, usize, [f64; 3]); 3] = [
+    // (hyperparameters, draws per step, the step of the table row, m after it)
+    type Case<'a> = (&'a [(&'a str, f64)], Vec<Vec<[f64; 3]>>, usize, [f64; 3]);
+    let cases: [Case; 3] = [
         (
             &case_a,
             Z.iter().map(one).collect(),
