@@ -61,8 +61,9 @@
 //!
 //! **Replay.** [`replay()`] (the library side of `kiln optim replay`) builds the same graphs
 //! with gradients and noise as graph inputs ([`grad_inputs`], [`NoiseSource::Input`]),
-//! runs them through a pluggable [`Executor`] (the reference interpreter now, the
-//! compiled backend later) and returns the parameters after each step; [`trace`] defines
+//! runs them through a pluggable [`Executor`] (the reference [`Interpreter`] here; the
+//! CLI plugs in the root crate's `CompiledExecutor`, the fused Cranelift kernels training
+//! uses) and returns the parameters after each step; [`trace`] defines
 //! the JSON trace format. [`Replayer`] is the same machinery as a step-by-step API.
 //!
 //! **Step assembly** (model + autodiff + optimizer) lives in the root crate
