@@ -10,6 +10,8 @@
 #   REPS       timed repetitions per case (default 20)      BATCH  MLP batch (default 128)
 #   XENT_ROWS  rows of the [rows, 1000] cross-entropy (default 4096)
 #   OPTIM      optimizers (default sgd,adam,vsgd)
+#   SUITE      optim, step, fusion or all (default all; kiln's step suite runs the mlp model)
+#   NO_BUILD=1 use the existing target/release/kiln instead of `cargo build --release`
 #   THREADS    threads for kiln (KILN_NUM_THREADS), PyTorch and JAX (default: all cores)
 #   PEERS_DIR  where the peers are installed (default .cache/peers, gitignored), one folder
 #              per peer put on PYTHONPATH:
@@ -25,6 +27,7 @@ REPS="${REPS:-20}"
 BATCH="${BATCH:-128}"
 XENT_ROWS="${XENT_ROWS:-4096}"
 OPTIM="${OPTIM:-sgd,adam,vsgd}"
+SUITE="${SUITE:-all}"
 THREADS="${THREADS:-$(nproc)}"
 PEERS_DIR="${PEERS_DIR:-$PWD/.cache/peers}"
 OUT="${OUT:-runs/peers-$(date -u +%Y%m%dT%H%M%SZ)}"
@@ -32,11 +35,11 @@ mkdir -p "$OUT"
 
 echo "== machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; threads $THREADS"
 echo "== load before: $(cat /proc/loadavg)"
-cargo build --release -p kiln
-common=(--size "$SIZE" --batch "$BATCH" --xent-rows "$XENT_ROWS" --reps "$REPS")
+[[ "${NO_BUILD:-}" == "1" ]] || cargo build --release -p kiln
+common=(--suite "$SUITE" --size "$SIZE" --batch "$BATCH" --xent-rows "$XENT_ROWS" --reps "$REPS")
 
 echo "== kiln (load $(cut -d' ' -f1-3 /proc/loadavg))"
-KILN_NUM_THREADS="$THREADS" ./target/release/kiln bench --suite all --model mlp --optim "$OPTIM" \
+KILN_NUM_THREADS="$THREADS" ./target/release/kiln bench --model mlp --optim "$OPTIM" \
     "${common[@]}" --json "$OUT/kiln.json"
 
 peer_path() { [[ -d "$PEERS_DIR/$1" ]] && echo "$PEERS_DIR/$1" || echo ""; }
