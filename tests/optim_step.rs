@@ -1,6 +1,6 @@
 //! Training-step assembly (`kiln::step`): golden vectors through model + autodiff +
 //! optimizer in one graph (the gradient comes from autodiff at the optimizer's
-//! evaluation points), and smoke tests: every optimizer lowers the loss of logistic
+//! evaluation points), run by the interpreter and compiled fused and unfused; smoke tests: every optimizer lowers the loss of logistic
 //! regression and of a small MLP on synthetic data, run by the reference interpreter, and
 //! on the digits data set, run by the compiled pipeline.
 
@@ -9,12 +9,14 @@
 
 use std::collections::HashMap;
 
+use kiln::compiled_executor::CompiledExecutor;
 use kiln::step::{bind_scalars, build_step, StepGraphs, LOSS};
 use kiln_ir::init::initial_bindings;
 use kiln_ir::interp::{apply_updates, evaluate};
 use kiln_ir::{Bindings, DType, Graph, GraphBuilder, Init, Tensor, Value};
 use kiln_models::nets::{LogReg, Mlp, Model};
-use kiln_models::optim::{by_name, noise_input_name, NoiseSource, Optimizer, Phase, OPTIMIZERS};
+use kiln_models::optim::{by_name, noise_input_name, Executor, Interpreter, NoiseSource, Optimizer, Phase, OPTIMIZERS};
+use kiln_runtime::compile::CompileOptions;
 
 fn opt(name: &str, hyper: &[(&str, f64)]) -> Box<dyn Optimizer> {
     let mut o = by_name(name).unwrap();
@@ -45,6 +47,23 @@ fn run(graph: &Graph, bindings: &mut Bindings) -> f64 {
     eval.output(graph, LOSS).map_or(f64::NAN, |v| v.data[0])
 }
 
+/// Where the autodiff goldens run, with the absolute tolerance of f32 arithmetic: the
+/// f64 interpreter (0: the test's own tolerance), and the compiled pipeline (f32), fused
+/// and unfused.
+fn executors() -> Vec<(&'static str, Box<dyn Executor>, f64)> {
+    let compiled = |fuse: bool| {
+        Box::new(CompiledExecutor::new(CompileOptions {
+            fuse,
+            ..CompileOptions::default()
+        })) as Box<dyn Executor>
+    };
+    vec![
+        ("interpreter", Box::new(Interpreter), 0.0),
+        ("fused", compiled(true), 2e-6),
+        ("unfused", compiled(false), 2e-6),
+    ]
+}
+
 // ------------------------------------------------ golden vectors through autodiff
 
 /// ½ Σ a (w − c)², the toy loss of ivon_poco.md §6, with a and c as data inputs.
@@ -57,90 +76,131 @@ fn quadratic(b: &GraphBuilder) -> Tensor {
 
 #[test]
 fn ivon_case_a_through_autodiff() {
-    let mut o = opt("ivon", &[("lr", 0.1), ("ess", 100.0)]);
-    o.set_noise_source(NoiseSource::Input).unwrap();
-    let graphs = build_step(o.as_ref(), &quadratic).unwrap();
-    let mut bind = init(&graphs);
-    bind.insert("w".into(), vec3(&[0.1, -0.2, 0.3]));
-    bind.insert("a".into(), vec3(&[1.0, 2.0, 0.5]));
-    bind.insert("c".into(), vec3(&[0.5, -1.0, 2.0]));
-    let z = [[0.5, -1.0, 1.5], [-0.3, 0.8, -1.2], [1.1, 0.2, -0.7]];
-    for (t, zt) in z.iter().enumerate() {
-        bind.insert(noise_input_name("w", ""), vec3(zt));
-        bind_scalars(&graphs.step, &o.scalars(t as u64 + 1).unwrap(), &mut bind).unwrap();
-        run(&graphs.step, &mut bind);
+    for (mode, mut exec, f32_tol) in executors() {
+        let mut o = opt("ivon", &[("lr", 0.1), ("ess", 100.0)]);
+        o.set_noise_source(NoiseSource::Input).unwrap();
+        let graphs = build_step(o.as_ref(), &quadratic).unwrap();
+        let mut bind = init(&graphs);
+        bind.insert("w".into(), vec3(&[0.1, -0.2, 0.3]));
+        bind.insert("a".into(), vec3(&[1.0, 2.0, 0.5]));
+        bind.insert("c".into(), vec3(&[0.5, -1.0, 2.0]));
+        let z = [[0.5, -1.0, 1.5], [-0.3, 0.8, -1.2], [1.1, 0.2, -0.7]];
+        for (t, zt) in z.iter().enumerate() {
+            bind.insert(noise_input_name("w", ""), vec3(zt));
+            bind_scalars(&graphs.step, &o.scalars(t as u64 + 1).unwrap(), &mut bind).unwrap();
+            exec.run(&graphs.step, &mut bind).unwrap();
+        }
+        let want = [0.20397866021181169, -0.61476626375689236, 0.54186817702816892];
+        for (i, (got, want)) in bind["w"].data.iter().zip(want).enumerate() {
+            assert!((got - want).abs() < f32_tol.max(1e-13), "{mode} m3[{i}] = {got}");
+        }
     }
-    let want = [0.20397866021181169, -0.61476626375689236, 0.54186817702816892];
-    for (i, (got, want)) in bind["w"].data.iter().zip(want).enumerate() {
-        assert!((got - want).abs() < 1e-13, "m3[{i}] = {got}");
+}
+
+#[test]
+fn vsgd_golden_through_autodiff() {
+    // vsgd.md §6.1: the loss Σ w·g (g a data input) has exactly the table's gradients.
+    let linear = |b: &GraphBuilder| {
+        let w = b.param("w", [3], Init::Zeros);
+        let g = b.input("g", [3], DType::F32);
+        (&w * &g).sum_all()
+    };
+    let grads = [[0.5, -1.0, 0.01], [0.4, 0.5, -0.02], [-0.1, -0.8, 0.03]];
+    let theta = [
+        [0.924273989, -0.408174280, 0.247681699],
+        [0.862145510, -0.341320916, 0.306635251],
+        [0.800642645, -0.272617890, 0.248786647],
+    ];
+    for (mode, mut exec, f32_tol) in executors() {
+        let o = opt("vsgd", &[]);
+        let graphs = build_step(o.as_ref(), &linear).unwrap();
+        let mut bind = init(&graphs);
+        bind.insert("w".into(), vec3(&[1.0, -0.5, 0.25]));
+        for (t, g) in grads.iter().enumerate() {
+            bind.insert("g".into(), vec3(g));
+            bind_scalars(&graphs.step, &o.scalars(t as u64 + 1).unwrap(), &mut bind).unwrap();
+            exec.run(&graphs.step, &mut bind).unwrap();
+            for (i, (got, want)) in bind["w"].data.iter().zip(theta[t]).enumerate() {
+                // The table has 9 digits.
+                assert!(
+                    (got - want).abs() < f32_tol.max(2e-9),
+                    "{mode} step {} theta[{i}] = {got}",
+                    t + 1
+                );
+            }
+        }
     }
 }
 
 #[test]
 fn svrg_golden_through_autodiff() {
-    let sa = [[1.0, 2.0, 0.5], [0.5, 1.0, 2.0], [2.0, 0.5, 1.0], [1.0, 1.0, 1.0]];
-    let sc = [[0.5, -1.0, 2.0], [-1.0, 0.0, 1.0], [0.0, 1.0, -1.0], [1.0, 0.5, 0.0]];
-    let o = opt("svrg", &[("lr", 0.2), ("alpha", 1.0)]);
-    let graphs = build_step(o.as_ref(), &quadratic).unwrap();
-    let refresh = graphs.refresh.as_ref().unwrap();
-    assert!(graphs.step.output("loss@snapshot").is_some());
-    let mut bind = init(&graphs);
-    bind.insert("w".into(), vec3(&[0.1, -0.2, 0.3]));
-    let mut t = 0;
-    for order in [[2usize, 0], [3, 1]] {
-        for j in 0..4 {
-            bind.insert("a".into(), vec3(&sa[j]));
-            bind.insert("c".into(), vec3(&sc[j]));
-            bind_scalars(refresh, &o.refresh_scalars(0, j == 0, 0.25).unwrap(), &mut bind).unwrap();
-            run(refresh, &mut bind);
+    for (mode, mut exec, f32_tol) in executors() {
+        let sa = [[1.0, 2.0, 0.5], [0.5, 1.0, 2.0], [2.0, 0.5, 1.0], [1.0, 1.0, 1.0]];
+        let sc = [[0.5, -1.0, 2.0], [-1.0, 0.0, 1.0], [0.0, 1.0, -1.0], [1.0, 0.5, 0.0]];
+        let o = opt("svrg", &[("lr", 0.2), ("alpha", 1.0)]);
+        let graphs = build_step(o.as_ref(), &quadratic).unwrap();
+        let refresh = graphs.refresh.as_ref().unwrap();
+        assert!(graphs.step.output("loss@snapshot").is_some());
+        let mut bind = init(&graphs);
+        bind.insert("w".into(), vec3(&[0.1, -0.2, 0.3]));
+        let mut t = 0;
+        for order in [[2usize, 0], [3, 1]] {
+            for j in 0..4 {
+                bind.insert("a".into(), vec3(&sa[j]));
+                bind.insert("c".into(), vec3(&sc[j]));
+                bind_scalars(refresh, &o.refresh_scalars(0, j == 0, 0.25).unwrap(), &mut bind).unwrap();
+                exec.run(refresh, &mut bind).unwrap();
+            }
+            for i in order {
+                t += 1;
+                bind.insert("a".into(), vec3(&sa[i]));
+                bind.insert("c".into(), vec3(&sc[i]));
+                bind_scalars(&graphs.step, &o.scalars(t).unwrap(), &mut bind).unwrap();
+                exec.run(&graphs.step, &mut bind).unwrap();
+            }
         }
-        for i in order {
-            t += 1;
-            bind.insert("a".into(), vec3(&sa[i]));
-            bind.insert("c".into(), vec3(&sc[i]));
-            bind_scalars(&graphs.step, &o.scalars(t).unwrap(), &mut bind).unwrap();
-            run(&graphs.step, &mut bind);
+        let want = [0.18058875, -0.21376, 0.39152];
+        for (i, (got, want)) in bind["w"].data.iter().zip(want).enumerate() {
+            assert!((got - want).abs() < f32_tol.max(1e-13), "{mode} theta[{i}] = {got}");
         }
-    }
-    let want = [0.18058875, -0.21376, 0.39152];
-    for (i, (got, want)) in bind["w"].data.iter().zip(want).enumerate() {
-        assert!((got - want).abs() < 1e-13, "theta[{i}] = {got}");
     }
 }
 
 #[test]
 fn ivon_poco_golden_through_autodiff() {
-    let sa = [[1.0, 2.0, 0.5], [0.5, 1.0, 2.0], [2.0, 0.5, 1.0], [1.0, 1.0, 1.0]];
-    let sc = [[0.5, -1.0, 2.0], [-1.0, 0.0, 1.0], [0.0, 1.0, -1.0], [1.0, 0.5, 0.0]];
-    let mut o = opt(
-        "ivon-poco",
-        &[("lr", 0.1), ("ess", 4.0), ("beta2", 0.99), ("weight_decay", 0.01)],
-    );
-    o.set_noise_source(NoiseSource::Input).unwrap();
-    let graphs = build_step(o.as_ref(), &quadratic).unwrap();
-    let refresh = graphs.refresh.as_ref().unwrap();
-    let mut bind = init(&graphs);
-    bind.insert("w".into(), vec3(&[0.1, -0.2, 0.3]));
-    bind.insert("w.ivon_poco.hess".into(), vec3(&[1.0, 1.5, 0.8]));
-    bind.insert(noise_input_name("w", ""), vec3(&[0.3, -0.6, 0.9]));
-    for j in 0..4 {
-        bind.insert("a".into(), vec3(&sa[j]));
-        bind.insert("c".into(), vec3(&sc[j]));
-        bind_scalars(refresh, &o.refresh_scalars(j as u64, j == 0, 0.25).unwrap(), &mut bind).unwrap();
-        run(refresh, &mut bind);
-    }
-    bind.insert("w".into(), vec3(&[0.2, -0.1, 0.5]));
-    bind.insert("w.ivon_poco.hess".into(), vec3(&[1.2, 1.4, 0.9]));
-    bind.insert("w.ivon_poco.momentum".into(), vec3(&[0.05, -0.02, 0.1]));
-    bind.insert("a".into(), vec3(&sa[2]));
-    bind.insert("c".into(), vec3(&sc[2]));
-    bind.insert(noise_input_name("w", ""), vec3(&[0.5, -1.0, 1.5]));
-    bind.insert(noise_input_name("w", "anchor"), vec3(&[-0.3, 0.8, -1.2]));
-    bind_scalars(&graphs.step, &o.scalars(5).unwrap(), &mut bind).unwrap();
-    run(&graphs.step, &mut bind);
-    let want = [0.17062513042997338, -0.089033320828760046, 0.41586457357283274];
-    for (i, (got, want)) in bind["w"].data.iter().zip(want).enumerate() {
-        assert!((got - want).abs() < 1e-10, "m_new[{i}] = {got}");
+    for (mode, mut exec, f32_tol) in executors() {
+        let sa = [[1.0, 2.0, 0.5], [0.5, 1.0, 2.0], [2.0, 0.5, 1.0], [1.0, 1.0, 1.0]];
+        let sc = [[0.5, -1.0, 2.0], [-1.0, 0.0, 1.0], [0.0, 1.0, -1.0], [1.0, 0.5, 0.0]];
+        let mut o = opt(
+            "ivon-poco",
+            &[("lr", 0.1), ("ess", 4.0), ("beta2", 0.99), ("weight_decay", 0.01)],
+        );
+        o.set_noise_source(NoiseSource::Input).unwrap();
+        let graphs = build_step(o.as_ref(), &quadratic).unwrap();
+        let refresh = graphs.refresh.as_ref().unwrap();
+        let mut bind = init(&graphs);
+        bind.insert("w".into(), vec3(&[0.1, -0.2, 0.3]));
+        bind.insert("w.ivon_poco.hess".into(), vec3(&[1.0, 1.5, 0.8]));
+        bind.insert(noise_input_name("w", ""), vec3(&[0.3, -0.6, 0.9]));
+        for j in 0..4 {
+            bind.insert("a".into(), vec3(&sa[j]));
+            bind.insert("c".into(), vec3(&sc[j]));
+            bind_scalars(refresh, &o.refresh_scalars(j as u64, j == 0, 0.25).unwrap(), &mut bind).unwrap();
+            exec.run(refresh, &mut bind).unwrap();
+        }
+        bind.insert("w".into(), vec3(&[0.2, -0.1, 0.5]));
+        bind.insert("w.ivon_poco.hess".into(), vec3(&[1.2, 1.4, 0.9]));
+        bind.insert("w.ivon_poco.momentum".into(), vec3(&[0.05, -0.02, 0.1]));
+        bind.insert("a".into(), vec3(&sa[2]));
+        bind.insert("c".into(), vec3(&sc[2]));
+        bind.insert(noise_input_name("w", ""), vec3(&[0.5, -1.0, 1.5]));
+        bind.insert(noise_input_name("w", "anchor"), vec3(&[-0.3, 0.8, -1.2]));
+        bind_scalars(&graphs.step, &o.scalars(5).unwrap(), &mut bind).unwrap();
+        exec.run(&graphs.step, &mut bind).unwrap();
+        let want = [0.17062513042997338, -0.089033320828760046, 0.41586457357283274];
+        for (i, (got, want)) in bind["w"].data.iter().zip(want).enumerate() {
+            assert!((got - want).abs() < f32_tol.max(1e-10), "{mode} m_new[{i}] = {got}");
+        }
     }
 }
 
@@ -311,9 +371,6 @@ fn ivon_loss_output_is_at_the_sampled_weights() {
 /// (the real pipeline, fused). SVRG and IVON-PoCo refresh over a mega-batch of 4
 /// micro-batches every 15 steps.
 fn digits_smoke(model: &dyn Model, ratio: f64) {
-    use kiln::compiled_executor::CompiledExecutor;
-    use kiln_models::optim::Executor;
-    use kiln_runtime::compile::CompileOptions;
     use kiln_runtime::data::Dataset;
 
     const B: usize = 64;
