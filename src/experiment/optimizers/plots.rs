@@ -192,11 +192,17 @@ fn draw_sweep(path: &Path, title: &str, summary: &[ArmSummary]) -> PlotResult {
     Ok(())
 }
 
-/// Tick label at log10(1 − β₁) = `x`: the β₁ value, with enough decimals to tell the
-/// ticks apart near 1.
-fn beta1_label(x: f64) -> String {
-    let decimals = ((-x).ceil() as usize + 2).clamp(2, 8);
-    format!("{:.*}", decimals, 1.0 - 10f64.powf(x))
+/// The β₁ plots' coordinate u = −log10(1 − β₁): grows with β₁, equal steps per decade
+/// of 1 − β₁ (0.9 → 1, 0.99 → 2, ...).
+fn beta1_coord(b: f64) -> f64 {
+    -(1.0 - b).max(10f64.powf(BETA1_LOG_MIN)).log10()
+}
+
+/// Tick label at coordinate `u`: the β₁ value, with enough decimals to tell the ticks
+/// apart near 1.
+fn beta1_label(u: f64) -> String {
+    let decimals = (u.ceil().max(0.0) as usize + 2).clamp(2, 8);
+    format!("{:.*}", decimals, 1.0 - 10f64.powf(-u))
 }
 
 /// VSGD's effective momentum: left, the histogram of log10(1 − β₁) over all parameter
@@ -226,6 +232,16 @@ fn draw_beta1(path: &Path, title: &str, selected: &RunRecord, per_lr: &[&RunReco
         .collect();
     let bins = shown.first().map(|s| s.log_histogram.len()).unwrap_or(1).max(1);
     let width = -BETA1_LOG_MIN / bins as f64;
+    // Bin k of log10(1 − β₁) covers u in [u_hi − width, u_hi] with u_hi = 6 − k·width.
+    let bin_hi = |k: usize| -BETA1_LOG_MIN - k as f64 * width;
+    let used: Vec<usize> = shown
+        .iter()
+        .flat_map(|s| (0..s.log_histogram.len()).filter(move |&k| s.log_histogram[k] > 0))
+        .collect();
+    let (ulo, uhi) = match (used.iter().max(), used.iter().min()) {
+        (Some(&kmax), Some(&kmin)) => ((bin_hi(kmax) - 2.0 * width).max(0.0), bin_hi(kmin) + width),
+        _ => (0.0, -BETA1_LOG_MIN),
+    };
     let frac = |s: &super::runner::Beta1Snapshot, k: usize| s.log_histogram[k] as f64 / s.elements.max(1) as f64;
     let ymax = shown
         .iter()
@@ -246,17 +262,19 @@ fn draw_beta1(path: &Path, title: &str, selected: &RunRecord, per_lr: &[&RunReco
         )
         .x_label_area_size(36)
         .y_label_area_size(56)
-        .build_cartesian_2d(BETA1_LOG_MIN..0.0, 0.0..ymax)?;
+        .build_cartesian_2d(ulo..uhi, 0.0..ymax)?;
     chart
         .configure_mesh()
-        .x_desc("β₁ = B_h/(B_g+B_h), axis spaced by log10(1 − β₁)")
+        .x_desc("β₁ = B_h/(B_g+B_h) (axis: −log10(1 − β₁); bins 1/10 decade)")
         .y_desc("fraction of elements")
         .x_label_formatter(&|x| beta1_label(*x))
         .draw()?;
     for (j, s) in shown.iter().enumerate() {
         let col = colour(j);
+        // A step outline: each bin's fraction held across its width.
         let pts: Vec<(f64, f64)> = (0..s.log_histogram.len())
-            .map(|k| (BETA1_LOG_MIN + (k as f64 + 0.5) * width, frac(s, k)))
+            .rev()
+            .flat_map(|k| [(bin_hi(k) - width, frac(s, k)), (bin_hi(k), frac(s, k))])
             .collect();
         let label = if s.epoch == 0 {
             format!("after step 1 (median β₁ {:.4})", s.quantiles[2])
@@ -276,11 +294,11 @@ fn draw_beta1(path: &Path, title: &str, selected: &RunRecord, per_lr: &[&RunReco
         .label_font(("sans-serif", 12))
         .draw()?;
 
-    let log = |b: f64| (1.0 - b).max(10f64.powf(BETA1_LOG_MIN)).log10();
+    let log = beta1_coord;
     let ys = per_lr
         .iter()
         .flat_map(|r| r.beta1.iter().flat_map(|s| [log(s.quantiles[0]), log(s.quantiles[4])]));
-    let (lo, hi) = range(ys, 0.05, (BETA1_LOG_MIN, 0.0));
+    let (lo, hi) = range(ys, 0.05, (0.0, -BETA1_LOG_MIN));
     let emax = per_lr
         .iter()
         .flat_map(|r| r.beta1.iter().map(|s| s.epoch))
@@ -299,7 +317,7 @@ fn draw_beta1(path: &Path, title: &str, selected: &RunRecord, per_lr: &[&RunReco
     chart
         .configure_mesh()
         .x_desc("epoch (0 = after step 1)")
-        .y_desc("β₁ (spaced by log10(1 − β₁))")
+        .y_desc("β₁ (axis: −log10(1 − β₁))")
         .y_label_formatter(&|y| beta1_label(*y))
         .draw()?;
     for (j, r) in per_lr.iter().enumerate() {
