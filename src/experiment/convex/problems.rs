@@ -90,7 +90,7 @@ impl Problem {
     /// A problem over an already loaded data set (tests use small synthetic ones).
     pub fn from_dataset(name: &str, description: &str, train: Dataset, lambda: f64, batch: usize) -> Result<Problem> {
         let n = train.len();
-        if n == 0 || batch == 0 || n % batch != 0 {
+        if n == 0 || batch == 0 || !n.is_multiple_of(batch) {
             anyhow::bail!("problem {name}: batch size {batch} must divide the {n} training examples");
         }
         let features = train.feature_dim();

@@ -47,7 +47,10 @@ fn selection_json(s: &Selection) -> Json {
 
 /// The geometric mean over the seeds that ran to the end (all points aligned), as
 /// (epoch, grad_evals, subopt) triples; the seeds' refreshes come from the first one.
-fn mean_curve(s: &Selection) -> Option<(Vec<(f64, f64, f64)>, Vec<(f64, f64)>)> {
+/// (epoch, grad_evals, subopt) points and (start, end) refresh intervals.
+type MeanCurve = (Vec<(f64, f64, f64)>, Vec<(f64, f64)>);
+
+fn mean_curve(s: &Selection) -> Option<MeanCurve> {
     let full: Vec<&Curve> = s.seeds.iter().filter(|c| c.diverged.is_none()).collect();
     let use_: Vec<&Curve> = if full.is_empty() {
         s.seeds.iter().max_by_key(|c| c.points.len()).into_iter().collect()

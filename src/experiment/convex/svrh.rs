@@ -140,12 +140,12 @@ pub fn run(p: &Problem, f_star: f64, s: &SvrhSettings) -> Result<(Curve, SvrhCou
                 .map(|i| lam * m[i] + g_in[i] - s.alpha * (g_anchor[i] - g_out[i]))
                 .collect();
             if s.alpha != 0.0 {
-                for i in 0..d {
+                for (i, gv) in ghat.iter_mut().enumerate() {
                     let row = i * d;
                     let corr: f64 = (0..d)
                         .map(|j| (h_out[row + j] - h_anchor[row + j]) * (m[j] - m_out[j]))
                         .sum();
-                    ghat[i] += s.alpha * corr;
+                    *gv += s.alpha * corr;
                 }
             }
             let mut shift = 0.0;
