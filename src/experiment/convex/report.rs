@@ -45,11 +45,11 @@ fn selection_json(s: &Selection) -> Json {
     })
 }
 
-/// The geometric mean over the seeds that ran to the end (all points aligned), as
-/// (epoch, grad_evals, subopt) triples; the seeds' refreshes come from the first one.
 /// (epoch, grad_evals, subopt) points and (start, end) refresh intervals.
 type MeanCurve = (Vec<(f64, f64, f64)>, Vec<(f64, f64)>);
 
+/// The geometric mean over the seeds that ran to the end (all points aligned), as
+/// (epoch, grad_evals, subopt) triples; the seeds' refreshes come from the first one.
 fn mean_curve(s: &Selection) -> Option<MeanCurve> {
     let full: Vec<&Curve> = s.seeds.iter().filter(|c| c.diverged.is_none()).collect();
     let use_: Vec<&Curve> = if full.is_empty() {
