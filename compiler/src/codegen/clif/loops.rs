@@ -40,13 +40,18 @@ impl<'a, 'f> Emitter<'a, 'f> {
         self.b.ins().jump(header, &[start.into()]);
         self.b.switch_to_block(header);
         let iv = self.b.block_params(header)[0];
-        let cond = if step == 1 {
-            self.b.ins().icmp(IntCC::SignedLessThan, iv, end)
+        // Branch to the exit on the *taken* edge and fall into the body: Cranelift's
+        // egraph elaboration then visits the body before the exit in the dominator
+        // tree. The other order pops the loop off its loop stack before the body is
+        // elaborated, which disables LICM for everything in it (the previous stage's
+        // horizontal reductions and a row's `log` were recomputed per iteration).
+        let done = if step == 1 {
+            self.b.ins().icmp(IntCC::SignedGreaterThanOrEqual, iv, end)
         } else {
             let last = self.b.ins().iadd_imm_s(iv, step);
-            self.b.ins().icmp(IntCC::SignedLessThanOrEqual, last, end)
+            self.b.ins().icmp(IntCC::SignedGreaterThan, last, end)
         };
-        self.b.ins().brif(cond, body, &[], exit, &[]);
+        self.b.ins().brif(done, exit, &[], body, &[]);
         self.b.switch_to_block(body);
         OpenLoop { header, exit, iv, step }
     }
