@@ -318,7 +318,11 @@ fn fusion_suite_reports_every_case_at_odd_sizes() {
     assert_eq!(num(chain, "bytes_per_step") as usize, 12 * 4097);
     assert_eq!(num(chain, "launches_fused") as usize, 1);
     assert_eq!(num(chain, "ops") as usize, 22, "a, b and 20 ops: {chain}");
-    assert_eq!(num(chain, "ops_rewritten") as usize, 22, "the rewriter keeps all 20 ops: {chain}");
+    assert_eq!(
+        num(chain, "ops_rewritten") as usize,
+        22,
+        "the rewriter keeps all 20 ops: {chain}"
+    );
     assert!(num(chain, "launches_unfused") >= 20.0, "{chain}");
     // The logits are read once (plus the labels); with the gradient also written once.
     assert_eq!(num(by("xent/17x1000"), "bytes_per_step") as usize, 4 * (17 * 1000 + 17));

@@ -7,8 +7,8 @@ pub mod autodiff;
 
 pub use autodiff::AutodiffError;
 pub use error::CompileError;
+pub mod codegen;
 pub mod error;
 pub mod kernel;
 pub mod lower;
-pub mod codegen;
 pub mod rewrite;

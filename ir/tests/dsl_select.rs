@@ -17,7 +17,10 @@ fn numbers_take_the_other_branch_dtype() {
     let g = b.finish().unwrap();
     let mut bind = Bindings::new();
     bind.insert("x".into(), Value::from_f32([4], &[-1.0, 2.0, 0.0, 3.0]).unwrap());
-    bind.insert("i".into(), Value::new([4], DType::I32, vec![0.0, 1.0, 2.0, 3.0]).unwrap());
+    bind.insert(
+        "i".into(),
+        Value::new([4], DType::I32, vec![0.0, 1.0, 2.0, 3.0]).unwrap(),
+    );
     let e = evaluate(&g, &bind).unwrap();
     assert_eq!(e.output(&g, "a").unwrap().data, vec![-1.0, 7.0, 0.0, 7.0]);
     assert_eq!(e.output(&g, "b").unwrap().data, vec![-1.0, 2.0, -1.0, 3.0]);

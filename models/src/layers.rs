@@ -182,7 +182,9 @@ mod tests {
         b.output("y", &max_pool2d(&x, k));
         let g = b.finish().unwrap();
         // A scrambled but distinct pattern so the max's position varies per window.
-        let data: Vec<f64> = (0..n * c * h * w).map(|i| ((i * 37 + 11) % 101) as f64 - 50.0).collect();
+        let data: Vec<f64> = (0..n * c * h * w)
+            .map(|i| ((i * 37 + 11) % 101) as f64 - 50.0)
+            .collect();
         let bind = Bindings::from([("x".into(), Value::new([n, c, h, w], DType::F32, data.clone()).unwrap())]);
         let y = evaluate(&g, &bind).unwrap().output(&g, "y").unwrap().clone();
         let (oh, ow) = (h / k, w / k);

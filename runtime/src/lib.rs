@@ -3,10 +3,10 @@
 //!
 //! It loads and runs what `kiln-compiler` produced; it builds no graphs and generates no code.
 
-pub mod data;
 pub mod compile;
 pub mod cpu;
 pub mod cuda;
+pub mod data;
 pub mod debug;
 pub mod error;
 pub mod executable;

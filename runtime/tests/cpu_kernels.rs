@@ -265,7 +265,12 @@ fn three_stage_softmax() {
                 (_, _, true) => (1, 3),
                 _ => (1, 0),
             };
-            assert_eq!((k.abi.lanes, k.abi.vector_stages), want, "axis {axis} [{rows}, {cols}]: {:?}", k.abi);
+            assert_eq!(
+                (k.abi.lanes, k.abi.vector_stages),
+                want,
+                "axis {axis} [{rows}, {cols}]: {:?}",
+                k.abi
+            );
         }
     }
 }

@@ -303,7 +303,10 @@ fn check_rows(rows: &[Row]) {
         .collect();
     assert!(bad.is_empty(), "kernels spill registers:\n{}", bad.join("\n"));
     let most = rows.iter().max_by_key(|r| r.registers).map_or(0, |r| r.registers);
-    println!("{} kernels compiled for {CI_ARCH}, none spills; at most {most} registers", rows.len());
+    println!(
+        "{} kernels compiled for {CI_ARCH}, none spills; at most {most} registers",
+        rows.len()
+    );
 }
 
 #[test]
@@ -327,7 +330,11 @@ fn model_training_steps_compile_for_sm_90_without_spills() {
     };
     let t = std::time::Instant::now();
     let programs = models::training_programs();
-    println!("built and lowered {} model programs in {:.1?}", programs.len(), t.elapsed());
+    println!(
+        "built and lowered {} model programs in {:.1?}",
+        programs.len(),
+        t.elapsed()
+    );
     assert!(programs.len() >= 3 * 8 * 2, "only {} model programs", programs.len());
     let t = std::time::Instant::now();
     let rows = compile_all(nv, &programs);

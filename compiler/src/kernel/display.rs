@@ -21,7 +21,12 @@ impl Display for IndexExpr {
 impl Display for Inst {
     fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
         match self {
-            Inst::Load { buf, index, guards, fill } => {
+            Inst::Load {
+                buf,
+                index,
+                guards,
+                fill,
+            } => {
                 write!(f, "load {buf}[{index}]")?;
                 for g in guards {
                     write!(f, " if 0<={}<{}", g.expr, g.upper)?;
@@ -40,10 +45,23 @@ impl Display for Inst {
             Inst::Binary { op, a, b } => write!(f, "{op:?} {a}, {b}"),
             Inst::PowConst { x, exponent } => write!(f, "pow {x}, {exponent}"),
             Inst::Compare { op, a, b } => write!(f, "{op:?} {a}, {b}"),
-            Inst::Select { cond, on_true, on_false } => write!(f, "select {cond}, {on_true}, {on_false}"),
+            Inst::Select {
+                cond,
+                on_true,
+                on_false,
+            } => write!(f, "select {cond}, {on_true}, {on_false}"),
             Inst::Cast { x, to } => write!(f, "cast {x} to {to}"),
-            Inst::Random { dist, stream, seed, step, index } => {
-                write!(f, "random {dist:?} stream={stream} seed={seed} step={step} at [{index}]")
+            Inst::Random {
+                dist,
+                stream,
+                seed,
+                step,
+                index,
+            } => {
+                write!(
+                    f,
+                    "random {dist:?} stream={stream} seed={seed} step={step} at [{index}]"
+                )
             }
         }
     }
@@ -61,9 +79,7 @@ impl Display for LoopKernel {
             for acc in &stage.accumulators {
                 match &acc.reduction {
                     Reduction::Fold { op, value } => writeln!(f, "    {} {op:?}= {value} : {}", acc.id, acc.dtype)?,
-                    Reduction::ArgMax { value, index } => {
-                        writeln!(f, "    {} argmax= ({value}, {index})", acc.id)?
-                    }
+                    Reduction::ArgMax { value, index } => writeln!(f, "    {} argmax= ({value}, {index})", acc.id)?,
                 }
             }
             for st in &stage.stores {

@@ -205,10 +205,20 @@ pub struct Guard {
 /// numbering)`; see [`LoopKernel::stages`]. Value types: F32, I32 or Bool.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Inst {
-    Load { buf: BufferId, index: IndexExpr, guards: Vec<Guard>, fill: f64 },
+    Load {
+        buf: BufferId,
+        index: IndexExpr,
+        guards: Vec<Guard>,
+        fill: f64,
+    },
     /// Runtime scalar slot `Program::scalars[slot]`.
-    Scalar { slot: usize },
-    Const { value: f64, dtype: DType },
+    Scalar {
+        slot: usize,
+    },
+    Const {
+        value: f64,
+        dtype: DType,
+    },
     /// Value of a loop variable (I32), e.g. for iota, one-hot and argmax.
     LoopVar(usize),
     /// Value of an index expression (I32): iota, one-hot and pad/concat conditions seen
@@ -216,16 +226,43 @@ pub enum Inst {
     Index(IndexExpr),
     /// An accumulator finished by an earlier stage.
     Acc(AccId),
-    Unary { op: UnaryOp, x: ValueId },
-    Binary { op: BinaryOp, a: ValueId, b: ValueId },
-    PowConst { x: ValueId, exponent: f64 },
-    Compare { op: CompareOp, a: ValueId, b: ValueId },
-    Select { cond: ValueId, on_true: ValueId, on_false: ValueId },
-    Cast { x: ValueId, to: DType },
+    Unary {
+        op: UnaryOp,
+        x: ValueId,
+    },
+    Binary {
+        op: BinaryOp,
+        a: ValueId,
+        b: ValueId,
+    },
+    PowConst {
+        x: ValueId,
+        exponent: f64,
+    },
+    Compare {
+        op: CompareOp,
+        a: ValueId,
+        b: ValueId,
+    },
+    Select {
+        cond: ValueId,
+        on_true: ValueId,
+        on_false: ValueId,
+    },
+    Cast {
+        x: ValueId,
+        to: DType,
+    },
     /// Philox draw for element `index` (see `kiln_ir::philox` for the exact mapping);
     /// `stream`, `seed` and `step` are I32 values (the stream's bits are the graph's u32
     /// stream: a constant, or per element where a horizontal kernel spans parameters).
-    Random { dist: Distribution, stream: ValueId, seed: ValueId, step: ValueId, index: IndexExpr },
+    Random {
+        dist: Distribution,
+        stream: ValueId,
+        seed: ValueId,
+        step: ValueId,
+        index: IndexExpr,
+    },
 }
 
 /// How an accumulator folds values. `ArgMax` keeps (max value, index of first max)
@@ -352,7 +389,10 @@ impl Program {
 
     /// The buffer with this role, if any.
     pub fn find(&self, role: &BufferRole) -> Option<BufferId> {
-        self.buffers.iter().position(|b| &b.role == role).map(|i| BufferId(i as u32))
+        self.buffers
+            .iter()
+            .position(|b| &b.role == role)
+            .map(|i| BufferId(i as u32))
     }
 
     /// Number of kernel launches per step.
