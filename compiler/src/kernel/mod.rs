@@ -116,6 +116,19 @@ pub enum IndexExpr {
 }
 
 impl IndexExpr {
+    /// Append the kernel values this index reads (data-dependent indices) to `out`.
+    pub fn values_into(&self, out: &mut Vec<ValueId>) {
+        match self {
+            IndexExpr::Value(v) => out.push(*v),
+            IndexExpr::Var(_) | IndexExpr::Const(_) => {}
+            IndexExpr::Add(a, b) => {
+                a.values_into(out);
+                b.values_into(out);
+            }
+            IndexExpr::Mul(a, _) | IndexExpr::Div(a, _) | IndexExpr::Mod(a, _) => a.values_into(out),
+        }
+    }
+
     pub fn var(k: usize) -> Self {
         IndexExpr::Var(k)
     }
@@ -263,6 +276,46 @@ pub enum Inst {
         step: ValueId,
         index: IndexExpr,
     },
+}
+
+impl Inst {
+    /// Append every value this instruction reads, its index expressions included.
+    pub fn operands_into(&self, v: &mut Vec<ValueId>) {
+        match self {
+            Inst::Load { index, guards, .. } => {
+                index.values_into(v);
+                for g in guards {
+                    g.expr.values_into(v);
+                }
+            }
+            Inst::Index(e) => e.values_into(v),
+            Inst::Scalar { .. } | Inst::Const { .. } | Inst::LoopVar(_) | Inst::Acc(_) => {}
+            Inst::Unary { x, .. } | Inst::PowConst { x, .. } | Inst::Cast { x, .. } => v.push(*x),
+            Inst::Binary { a, b, .. } | Inst::Compare { a, b, .. } => v.extend([*a, *b]),
+            Inst::Select {
+                cond,
+                on_true,
+                on_false,
+            } => v.extend([*cond, *on_true, *on_false]),
+            Inst::Random {
+                stream,
+                seed,
+                step,
+                index,
+                ..
+            } => {
+                v.extend([*stream, *seed, *step]);
+                index.values_into(v);
+            }
+        }
+    }
+
+    /// Every value this instruction reads.
+    pub fn operands(&self) -> Vec<ValueId> {
+        let mut v = Vec::new();
+        self.operands_into(&mut v);
+        v
+    }
 }
 
 /// How an accumulator folds values. `ArgMax` keeps (max value, index of first max)

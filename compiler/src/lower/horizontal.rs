@@ -64,9 +64,9 @@ fn stream_constants(st: &Stage) -> HashMap<ValueId, u32> {
         match inst {
             Inst::Random { seed, step, index, .. } => {
                 other_uses.extend([*seed, *step]);
-                index_values(index, &mut other_uses);
+                index.values_into(&mut other_uses);
             }
-            other => operands(other, &mut other_uses),
+            other => other.operands_into(&mut other_uses),
         }
         for v in other_uses {
             consts.remove(&v);
@@ -76,49 +76,6 @@ fn stream_constants(st: &Stage) -> HashMap<ValueId, u32> {
         consts.remove(&w.value);
     }
     consts
-}
-
-/// Values an instruction reads (its index expressions included).
-fn operands(inst: &Inst, v: &mut Vec<ValueId>) {
-    match inst {
-        Inst::Load { index, guards, .. } => {
-            index_values(index, v);
-            for g in guards {
-                index_values(&g.expr, v);
-            }
-        }
-        Inst::Index(e) => index_values(e, v),
-        Inst::Scalar { .. } | Inst::Const { .. } | Inst::LoopVar(_) | Inst::Acc(_) => {}
-        Inst::Unary { x, .. } | Inst::PowConst { x, .. } | Inst::Cast { x, .. } => v.push(*x),
-        Inst::Binary { a, b, .. } | Inst::Compare { a, b, .. } => v.extend([*a, *b]),
-        Inst::Select {
-            cond,
-            on_true,
-            on_false,
-        } => v.extend([*cond, *on_true, *on_false]),
-        Inst::Random {
-            stream,
-            seed,
-            step,
-            index,
-            ..
-        } => {
-            v.extend([*stream, *seed, *step]);
-            index_values(index, v);
-        }
-    }
-}
-
-fn index_values(e: &IndexExpr, out: &mut Vec<ValueId>) {
-    match e {
-        IndexExpr::Value(v) => out.push(*v),
-        IndexExpr::Add(a, b) => {
-            index_values(a, out);
-            index_values(b, out);
-        }
-        IndexExpr::Mul(a, _) | IndexExpr::Div(a, _) | IndexExpr::Mod(a, _) => index_values(a, out),
-        IndexExpr::Var(_) | IndexExpr::Const(_) => {}
-    }
 }
 
 fn candidate(p: &Program, pos: usize, update_bufs: &BTreeSet<BufferId>) -> Option<Candidate> {

@@ -247,57 +247,11 @@ fn dtypes(p: &Program, k: &LoopKernel) -> Result<Dtypes, CodegenError> {
     Ok((vals, accs))
 }
 
-/// Value ids an index expression reads.
-pub fn index_values(e: &IndexExpr, out: &mut Vec<ValueId>) {
-    match e {
-        IndexExpr::Value(v) => out.push(*v),
-        IndexExpr::Var(_) | IndexExpr::Const(_) => {}
-        IndexExpr::Add(a, b) => {
-            index_values(a, out);
-            index_values(b, out);
-        }
-        IndexExpr::Mul(a, _) | IndexExpr::Div(a, _) | IndexExpr::Mod(a, _) => index_values(a, out),
-    }
-}
-
-/// Every value an instruction reads.
-pub fn operands(inst: &Inst) -> Vec<ValueId> {
-    let mut v = Vec::new();
-    match inst {
-        Inst::Load { index, guards, .. } => {
-            index_values(index, &mut v);
-            for g in guards {
-                index_values(&g.expr, &mut v);
-            }
-        }
-        Inst::Index(e) => index_values(e, &mut v),
-        Inst::Scalar { .. } | Inst::Const { .. } | Inst::LoopVar(_) | Inst::Acc(_) => {}
-        Inst::Unary { x, .. } | Inst::PowConst { x, .. } | Inst::Cast { x, .. } => v.push(*x),
-        Inst::Binary { a, b, .. } | Inst::Compare { a, b, .. } => v.extend([*a, *b]),
-        Inst::Select {
-            cond,
-            on_true,
-            on_false,
-        } => v.extend([*cond, *on_true, *on_false]),
-        Inst::Random {
-            stream,
-            seed,
-            step,
-            index,
-            ..
-        } => {
-            v.extend([*stream, *seed, *step]);
-            index_values(index, &mut v);
-        }
-    }
-    v
-}
-
 /// Multiplies that fuse into their only consumer (see [`Plan::fused_muls`]).
 fn fusable_muls(stage: &Stage, types: &HashMap<ValueId, DType>) -> HashSet<ValueId> {
     let mut uses: HashMap<ValueId, usize> = HashMap::new();
     for (_, inst) in &stage.insts {
-        for v in operands(inst) {
+        for v in inst.operands() {
             *uses.entry(v).or_default() += 1;
         }
     }
@@ -383,9 +337,9 @@ fn uniformity(k: &LoopKernel, vv: &[Option<usize>], inner: bool) -> (HashMap<Val
                 Inst::LoopVar(v) => *v != vv,
                 Inst::Acc(a) => accs.get(a).copied().unwrap_or(false),
                 Inst::Random { index, .. } => {
-                    operands(inst).into_iter().all(u) && classify(index, vv, &u) == IxClass::Uniform
+                    inst.operands().into_iter().all(u) && classify(index, vv, &u) == IxClass::Uniform
                 }
-                _ => operands(inst).into_iter().all(u),
+                _ => inst.operands().into_iter().all(u),
             };
             vals.insert(*id, uniform);
         }
